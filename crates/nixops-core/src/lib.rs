@@ -1,0 +1,8 @@
+//! The nixops library: everything but the command line.
+//!
+//! It owns the state file, evaluation of network files, SSH, the backends and the
+//! deploy pipeline. It never prints: results are returned, progress is reported as
+//! events, and errors are typed values that the CLI renders.
+
+pub mod exec;
+pub mod state;

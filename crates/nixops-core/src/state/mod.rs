@@ -1,0 +1,1 @@
+//! The SQLite state file in NixOps' schema version 3.

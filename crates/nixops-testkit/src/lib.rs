@@ -1,0 +1,1 @@
+//! Test hosts and test environments for nixops' tests.

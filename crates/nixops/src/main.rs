@@ -1,0 +1,3 @@
+//! The `nixops` command line.
+
+fn main() {}
