@@ -1,0 +1,278 @@
+//! The command line: the top-level parser and the options every subcommand shares.
+//!
+//! NixOps defines all options on each subcommand, so they come after its name
+//! (`nixops deploy -d foo`). Unambiguous prefixes of long options are accepted, as
+//! argparse does (`--inc` for `--include`).
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+
+/// NixOS cloud deployment tool
+#[derive(Debug, Parser)]
+#[command(
+    name = "nixops",
+    version = crate::VERSION,
+    disable_version_flag = true,
+    infer_long_args = true,
+    subcommand_required = true,
+    arg_required_else_help = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// show program's version number and exit
+    #[arg(long, action = clap::ArgAction::Version)]
+    version: Option<bool>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that NixOps adds to every subcommand.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CommonArgs {
+    /// path to state file
+    #[arg(long = "state", short = 's', value_name = "FILE")]
+    pub state_file: Option<std::path::PathBuf>,
+
+    /// UUID or symbolic name of the deployment
+    #[arg(long, short = 'd', value_name = "UUID_OR_NAME")]
+    pub deployment: Option<String>,
+
+    /// enable debug output
+    #[arg(long)]
+    pub debug: bool,
+
+    /// confirm dangerous operations; do not ask
+    #[arg(long)]
+    pub confirm: bool,
+
+    /// append a directory to the Nix search path
+    #[arg(short = 'I', value_name = "PATH", action = clap::ArgAction::Append)]
+    pub nix_path: Vec<String>,
+
+    /// set maximum number of concurrent Nix builds
+    #[arg(long, short = 'j', value_name = "N")]
+    pub max_jobs: Option<u32>,
+
+    /// sets the value of the NIX_BUILD_CORES environment variable in the invocation of builders
+    #[arg(long, value_name = "N")]
+    pub cores: Option<u32>,
+
+    /// keep going after failed builds
+    #[arg(long)]
+    pub keep_going: bool,
+
+    /// keep temporary directories of failed builds
+    #[arg(long, short = 'K')]
+    pub keep_failed: bool,
+
+    /// print a Nix stack trace if evaluation fails
+    #[arg(long)]
+    pub show_trace: bool,
+
+    /// fall back on installation from source
+    #[arg(long)]
+    pub fallback: bool,
+
+    /// suppress output written by builders
+    #[arg(long)]
+    pub no_build_output: bool,
+
+    /// set a Nix option
+    #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append)]
+    pub nix_options: Vec<String>,
+
+    /// run Nix evaluations in read-only mode
+    #[arg(long)]
+    pub read_only_mode: bool,
+}
+
+/// The options NixOps shares between `deploy`, `rollback` and a few others.
+#[derive(Debug, Clone, Args)]
+pub struct DeploymentOptions {
+    /// perform deployment actions on the specified machines only
+    #[arg(long, num_args = 1.., value_name = "MACHINE-NAME")]
+    pub include: Vec<String>,
+
+    /// do not perform deployment actions on the specified machines
+    #[arg(long, num_args = 1.., value_name = "MACHINE-NAME")]
+    pub exclude: Vec<String>,
+
+    /// do not assume that the recorded state is correct
+    #[arg(long)]
+    pub check: bool,
+
+    /// reboot machines if necessary
+    #[arg(long)]
+    pub allow_reboot: bool,
+
+    /// reboot machines unconditionally
+    #[arg(long)]
+    pub force_reboot: bool,
+
+    /// maximum number of concurrent nix-copy-closure processes
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        allow_negative_numbers = true
+    )]
+    pub max_concurrent_copy: i64,
+
+    /// maximum number of concurrent machine activations
+    #[arg(long, value_name = "N", default_value_t = -1, allow_negative_numbers = true)]
+    pub max_concurrent_activate: i64,
+
+    /// do not flush buffers to disk
+    #[arg(long)]
+    pub no_sync: bool,
+}
+
+macro_rules! subcommands {
+    ($( $(#[$doc:meta])* $variant:ident($module:ident) = $name:literal, )*) => {
+        #[derive(Debug, Subcommand)]
+        pub enum Command {
+            $(
+                $(#[$doc])*
+                #[command(name = $name)]
+                $variant(commands::$module::Args),
+            )*
+        }
+
+        impl Command {
+            /// The subcommand's name as typed on the command line.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Command::$variant(_) => $name, )*
+                }
+            }
+
+            /// The options every subcommand has.
+            pub fn common(&self) -> &CommonArgs {
+                match self {
+                    $( Command::$variant(args) => &args.common, )*
+                }
+            }
+        }
+    };
+}
+
+subcommands! {
+    /// list all known deployments
+    List(list) = "list",
+    /// create a new deployment
+    Create(create) = "create",
+    /// modify an existing deployment
+    Modify(modify) = "modify",
+    /// clone an existing deployment
+    Clone(clone) = "clone",
+    /// delete a deployment
+    Delete(delete) = "delete",
+    /// show the state of the deployment
+    Info(info) = "info",
+    /// check the state of the machines in the network (note that this might alter the internal nixops state to consolidate with the real state of the resource)
+    Check(check) = "check",
+    /// persistently set arguments to the deployment specification
+    SetArgs(set_args) = "set-args",
+    /// deploy the network configuration
+    Deploy(deploy) = "deploy",
+    /// send encryption keys
+    SendKeys(send_keys) = "send-keys",
+    /// destroy all resources in the specified deployment
+    Destroy(destroy) = "destroy",
+    /// stop all virtual machines in the network
+    Stop(stop) = "stop",
+    /// start all virtual machines in the network
+    Start(start) = "start",
+    /// reboot all virtual machines in the network
+    Reboot(reboot) = "reboot",
+    /// print the arguments to the network expressions
+    ShowArguments(show_arguments) = "show-arguments",
+    /// print the physical network expression
+    ShowPhysical(show_physical) = "show-physical",
+    /// login on the specified machine via SSH
+    Ssh(ssh) = "ssh",
+    /// execute a command on each machine via SSH
+    SshForEach(ssh_for_each) = "ssh-for-each",
+    /// copy files to or from the specified machine via scp
+    Scp(scp) = "scp",
+    /// mount a directory from the specified machine into the local filesystem
+    Mount(mount) = "mount",
+    /// rename machine in network
+    Rename(rename) = "rename",
+    /// make snapshots of persistent disks in network (currently EC2-only)
+    Backup(backup) = "backup",
+    /// get status of backups
+    BackupStatus(backup_status) = "backup-status",
+    /// remove a given backup
+    RemoveBackup(remove_backup) = "remove-backup",
+    /// remove old backups
+    CleanBackups(clean_backups) = "clean-backups",
+    /// restore machines based on snapshots of persistent disks in network (currently EC2-only)
+    Restore(restore) = "restore",
+    /// print the value of a configuration option
+    ShowOption(show_option) = "show-option",
+    /// list previous configurations to which you can roll back
+    ListGenerations(list_generations) = "list-generations",
+    /// roll back to a previous configuration
+    Rollback(rollback) = "rollback",
+    /// remove a previous configuration
+    DeleteGeneration(delete_generation) = "delete-generation",
+    /// print the machine's console output on stdout
+    ShowConsoleOutput(show_console_output) = "show-console-output",
+    /// dump Nix paths referenced in deployments
+    DumpNixPaths(dump_nix_paths) = "dump-nix-paths",
+    /// export the state of a deployment
+    Export(export) = "export",
+    /// import deployments into the state file
+    Import(import) = "import",
+    /// open the deployment specification in $EDITOR
+    Edit(edit) = "edit",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn parser_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn options_come_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["nixops", "info", "-d", "foo", "--no-eval"])
+            .expect("invariant: valid command line");
+        assert_eq!(cli.command.common().deployment.as_deref(), Some("foo"));
+        let err = Cli::try_parse_from(["nixops", "-d", "foo", "info"])
+            .expect_err("invariant: options before the subcommand are refused");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn long_option_prefixes_are_accepted() {
+        let cli = Cli::try_parse_from(["nixops", "deploy", "--inc", "a", "b", "--dry-r"])
+            .expect("invariant: unambiguous prefixes");
+        let Command::Deploy(args) = cli.command else {
+            panic!("expected deploy");
+        };
+        assert_eq!(args.opts.include, ["a", "b"]);
+        assert!(args.dry_run);
+        let err = Cli::try_parse_from(["nixops", "deploy", "--dry"])
+            .expect_err("invariant: --dry is ambiguous");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn option_takes_two_values() {
+        let cli = Cli::try_parse_from([
+            "nixops", "info", "--option", "a", "1", "--option", "b", "2", "-I", "x", "-I", "y",
+        ])
+        .expect("invariant: valid command line");
+        let common = cli.command.common();
+        assert_eq!(common.nix_options, ["a", "1", "b", "2"]);
+        assert_eq!(common.nix_path, ["x", "y"]);
+    }
+}

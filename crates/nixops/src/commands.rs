@@ -1,0 +1,37 @@
+//! One module per subcommand: its clap arguments and, once it works, its `run`.
+
+pub mod backup;
+pub mod backup_status;
+pub mod check;
+pub mod clean_backups;
+pub mod clone;
+pub mod create;
+pub mod delete;
+pub mod delete_generation;
+pub mod deploy;
+pub mod destroy;
+pub mod dump_nix_paths;
+pub mod edit;
+pub mod export;
+pub mod import;
+pub mod info;
+pub mod list;
+pub mod list_generations;
+pub mod modify;
+pub mod mount;
+pub mod reboot;
+pub mod remove_backup;
+pub mod rename;
+pub mod restore;
+pub mod rollback;
+pub mod scp;
+pub mod send_keys;
+pub mod set_args;
+pub mod show_arguments;
+pub mod show_console_output;
+pub mod show_option;
+pub mod show_physical;
+pub mod ssh;
+pub mod ssh_for_each;
+pub mod start;
+pub mod stop;

@@ -1,0 +1,25 @@
+//! `nixops restore`: restore machines from a backup.
+
+use crate::cli::CommonArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// use specified backup in stead of latest
+    #[arg(long, value_name = "BACKUP_ID")]
+    pub backup_id: Option<String>,
+
+    /// perform backup actions on the specified machines only
+    #[arg(long, num_args = 1.., value_name = "MACHINE-NAME")]
+    pub include: Vec<String>,
+
+    /// do not perform backup actions on the specified machines
+    #[arg(long, num_args = 1.., value_name = "MACHINE-NAME")]
+    pub exclude: Vec<String>,
+
+    /// only restore the specified devices
+    #[arg(long, num_args = 1.., value_name = "DEVICE-NAME")]
+    pub devices: Vec<String>,
+}

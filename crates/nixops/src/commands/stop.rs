@@ -1,0 +1,17 @@
+//! `nixops stop`: stop the machines of the network.
+
+use crate::cli::CommonArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// stop only the specified machines
+    #[arg(long, num_args = 1.., value_name = "MACHINE-NAME")]
+    pub include: Vec<String>,
+
+    /// stop all except the specified machines
+    #[arg(long, num_args = 1.., value_name = "MACHINE-NAME")]
+    pub exclude: Vec<String>,
+}

@@ -1,0 +1,3 @@
+//! Rendering of command results: tables in NixOps' layout.
+
+pub mod table;

@@ -1,0 +1,200 @@
+//! Text tables laid out exactly as NixOps prints them (Python's prettytable).
+//!
+//! Borders are `+---+`, cells have one space of padding, headers are aligned like
+//! their column, multi-line cells are split on newlines, and ANSI colour escapes
+//! do not count towards a column's width. Centring follows Python's `str.center`.
+
+/// How the cells of a column are aligned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Center,
+    Right,
+}
+
+/// A table with a header row.
+#[derive(Debug)]
+pub struct Table {
+    columns: Vec<(String, Align)>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(columns: &[(&str, Align)]) -> Self {
+        Table {
+            columns: columns.iter().map(|(h, a)| (h.to_string(), *a)).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Add a row; it must have one cell per column.
+    pub fn push(&mut self, row: Vec<String>) {
+        debug_assert_eq!(row.len(), self.columns.len());
+        self.rows.push(row);
+    }
+
+    /// The table as text, ending in a newline.
+    pub fn render(&self) -> String {
+        let mut widths: Vec<usize> = self.columns.iter().map(|(h, _)| width(h)).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = cell.split('\n').map(width).fold(*w, usize::max);
+            }
+        }
+        let border = {
+            let mut s = String::from("+");
+            for w in &widths {
+                s.push_str(&"-".repeat(w + 2));
+                s.push('+');
+            }
+            s.push('\n');
+            s
+        };
+        let mut out = String::with_capacity(border.len() * (self.rows.len() + 4));
+        out.push_str(&border);
+        let header: Vec<&str> = self.columns.iter().map(|(h, _)| h.as_str()).collect();
+        self.push_line(&mut out, &widths, &header);
+        out.push_str(&border);
+        if self.rows.is_empty() {
+            return out;
+        }
+        for row in &self.rows {
+            let lines: Vec<Vec<&str>> = row.iter().map(|c| c.split('\n').collect()).collect();
+            let height = lines.iter().map(Vec::len).max().unwrap_or(1);
+            for i in 0..height {
+                let cells: Vec<&str> = lines
+                    .iter()
+                    .map(|l| l.get(i).copied().unwrap_or(""))
+                    .collect();
+                self.push_line(&mut out, &widths, &cells);
+            }
+        }
+        out.push_str(&border);
+        out
+    }
+
+    fn push_line(&self, out: &mut String, widths: &[usize], cells: &[&str]) {
+        out.push('|');
+        for ((cell, w), (_, align)) in cells.iter().zip(widths).zip(&self.columns) {
+            out.push(' ');
+            pad(out, cell, *w, *align);
+            out.push_str(" |");
+        }
+        out.push('\n');
+    }
+}
+
+fn pad(out: &mut String, text: &str, width: usize, align: Align) {
+    let margin = width.saturating_sub(self::width(text));
+    let left = match align {
+        Align::Left => 0,
+        Align::Right => margin,
+        // Python's str.center: the odd space goes left only when both the margin
+        // and the total width are odd.
+        Align::Center => margin / 2 + (margin & width & 1),
+    };
+    out.extend(std::iter::repeat_n(' ', left));
+    out.push_str(text);
+    out.extend(std::iter::repeat_n(' ', margin - left));
+}
+
+/// Display width: characters, not counting ANSI escape sequences.
+pub fn width(text: &str) -> usize {
+    let mut n = 0;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // Skip `ESC [ ... letter`.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_layout_matches_nixops() {
+        let mut t = Table::new(&[
+            ("UUID", Align::Left),
+            ("Name", Align::Left),
+            ("Description", Align::Left),
+            ("# Machines", Align::Right),
+            ("Type", Align::Center),
+        ]);
+        t.push(vec![
+            "80dc8e11-287d-11e2-b05a-a810fd2f513f".into(),
+            "test".into(),
+            "Test network".into(),
+            "4".into(),
+            "ec2".into(),
+        ]);
+        let expected = "\
++--------------------------------------+------+--------------+------------+------+
+| UUID                                 | Name | Description  | # Machines | Type |
++--------------------------------------+------+--------------+------------+------+
+| 80dc8e11-287d-11e2-b05a-a810fd2f513f | test | Test network |          4 | ec2  |
++--------------------------------------+------+--------------+------------+------+
+";
+        assert_eq!(t.render(), expected);
+    }
+
+    #[test]
+    fn info_layout_matches_nixops() {
+        let mut t = Table::new(&[
+            ("Name", Align::Left),
+            ("Status", Align::Center),
+            ("Type", Align::Left),
+            ("Resource Id", Align::Left),
+            ("IP address", Align::Left),
+        ]);
+        t.push(vec![
+            "machine".into(),
+            "Up / Up-to-date".into(),
+            "none".into(),
+            "nixops-80dc8e11-287d-11e2-b05a-a810fd2f513f-machine".into(),
+            "1.2.3.4".into(),
+        ]);
+        t.push(vec![
+            "m2".into(),
+            "Missing".into(),
+            "virtualbox".into(),
+            String::new(),
+            String::new(),
+        ]);
+        let expected = "\
++---------+-----------------+------------+-----------------------------------------------------+------------+
+| Name    |      Status     | Type       | Resource Id                                         | IP address |
++---------+-----------------+------------+-----------------------------------------------------+------------+
+| machine | Up / Up-to-date | none       | nixops-80dc8e11-287d-11e2-b05a-a810fd2f513f-machine | 1.2.3.4    |
+| m2      |     Missing     | virtualbox |                                                     |            |
++---------+-----------------+------------+-----------------------------------------------------+------------+
+";
+        assert_eq!(t.render(), expected);
+    }
+
+    #[test]
+    fn empty_table_is_three_lines_and_colours_do_not_count() {
+        let t = Table::new(&[("A", Align::Left)]);
+        assert_eq!(t.render(), "+---+\n| A |\n+---+\n");
+        assert_eq!(width("\x1b[1;32mYes\x1b[0m"), 3);
+    }
+
+    #[test]
+    fn multi_line_cells() {
+        let mut t = Table::new(&[("A", Align::Left), ("B", Align::Left)]);
+        t.push(vec!["x".into(), "1\n22".into()]);
+        assert_eq!(
+            t.render(),
+            "+---+----+\n| A | B  |\n+---+----+\n| x | 1  |\n|   | 22 |\n+---+----+\n"
+        );
+    }
+}
