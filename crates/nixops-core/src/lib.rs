@@ -4,5 +4,7 @@
 //! deploy pipeline. It never prints: results are returned, progress is reported as
 //! events, and errors are typed values that the CLI renders.
 
+pub mod events;
 pub mod exec;
+pub mod parallel;
 pub mod state;
