@@ -6,5 +6,6 @@
 
 pub mod events;
 pub mod exec;
+pub mod generations;
 pub mod parallel;
 pub mod state;
