@@ -689,3 +689,35 @@ fn deployment_lock_names_holder_and_waits() {
     drop(lock);
     DeploymentLock::acquire(&locks, uuid, "net", "x", LockWait::NoWait).expect("free again");
 }
+
+#[test]
+fn shallow_and_sparse_id_loading() {
+    let dir = tmp();
+    let path = fixture(dir.path(), 3);
+    // A far-away id forces the sparse lookup path.
+    sqlite3(
+        &path,
+        &format!(
+            "insert into Resources(id, deployment, name, type) values (9000000, '{D2}', 'far', 'none');
+             insert into ResourceAttrs values (9000000, 'state', '6');"
+        ),
+    );
+    let sf = StateFile::open(&path).expect("open");
+    let all = sf.deployments().expect("load");
+    let far = all[1].resource("far").expect("far");
+    assert_eq!(far.state(), ResourceState::Unreachable);
+    assert_eq!(all[0].resource("web").expect("web").attrs.len(), 13);
+    let shallow = sf.deployments_shallow().expect("shallow");
+    assert_eq!(shallow.len(), 2);
+    for (s, full) in shallow.iter().zip(&all) {
+        assert_eq!((&s.uuid, &s.attrs), (&full.uuid, &full.attrs));
+        let names = |d: &nixops_core::state::DeploymentRecord| {
+            d.resources
+                .iter()
+                .map(|r| (r.id, r.name.clone(), r.type_.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(s), names(full));
+        assert!(s.resources.iter().all(|r| r.attrs.is_empty()));
+    }
+}

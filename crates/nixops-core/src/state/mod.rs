@@ -390,19 +390,30 @@ impl StateFile {
     /// Every deployment with its attributes and resources, sorted by UUID, loaded with
     /// four queries in one read transaction.
     pub fn deployments(&self) -> Result<Vec<DeploymentRecord>, StateError> {
-        self.load_where(None)
+        self.load_where(None, true)
+    }
+
+    /// Every deployment with its attributes and resources but *without* resource
+    /// attributes (`attrs` empty): enough for `list` (names, types, counts) and much
+    /// cheaper on large files.
+    pub fn deployments_shallow(&self) -> Result<Vec<DeploymentRecord>, StateError> {
+        self.load_where(None, false)
     }
 
     /// One deployment by exact UUID.
     pub fn load(&self, uuid: &str) -> Result<DeploymentRecord, StateError> {
-        self.load_where(Some(uuid))?
+        self.load_where(Some(uuid), true)?
             .pop()
             .ok_or_else(|| StateError::NoSuchDeployment {
                 uuid: uuid.to_string(),
             })
     }
 
-    fn load_where(&self, uuid: Option<&str>) -> Result<Vec<DeploymentRecord>, StateError> {
+    fn load_where(
+        &self,
+        uuid: Option<&str>,
+        with_attrs: bool,
+    ) -> Result<Vec<DeploymentRecord>, StateError> {
         let e = self.sqlite_err();
         let conn = &self.conn;
         // A read transaction gives one consistent snapshot across the four queries.
@@ -453,22 +464,8 @@ impl StateFile {
                     },
                 ));
             }
-            let index: HashMap<i64, usize> = resources
-                .iter()
-                .enumerate()
-                .map(|(i, (_, r))| (r.id, i))
-                .collect();
-            let mut stmt = conn.prepare_cached(if filter {
-                "select a.machine, a.name, a.value from ResourceAttrs a join Resources r on r.id = a.machine where r.deployment = ?1"
-            } else {
-                "select machine, name, value from ResourceAttrs where ?1 is null"
-            })?;
-            let mut rows = stmt.query([uuid])?;
-            while let Some(r) = rows.next()? {
-                let id: i64 = r.get(0)?;
-                if let Some(&i) = index.get(&id) {
-                    resources[i].1.attrs.insert(r.get(1)?, r.get(2)?);
-                }
+            if with_attrs {
+                load_resource_attrs(conn, uuid, &mut resources)?;
             }
             for (d, res) in resources {
                 if let Some(depl) = depls.get_mut(&d) {
@@ -708,6 +705,62 @@ impl StateFile {
             Ok(new)
         })
     }
+}
+
+/// Fill in the attributes of `resources` (sorted by id) with one query.
+fn load_resource_attrs(
+    conn: &Connection,
+    uuid: Option<&str>,
+    resources: &mut [(String, ResourceRecord)],
+) -> rusqlite::Result<()> {
+    // Ids are autoincrement and therefore dense in practice: index them with a table
+    // instead of hashing every row; fall back to a map for sparse ids.
+    let (min, max) = match (resources.first(), resources.last()) {
+        (Some(a), Some(b)) => (a.1.id, b.1.id),
+        _ => return Ok(()),
+    };
+    let span = usize::try_from(max - min).unwrap_or(usize::MAX);
+    let dense: Option<Vec<u32>> = (span < resources.len().saturating_mul(4) + 1024).then(|| {
+        let mut table = vec![u32::MAX; span + 1];
+        for (i, (_, r)) in resources.iter().enumerate() {
+            let slot = usize::try_from(r.id - min).expect("invariant: min <= id <= max");
+            table[slot] = u32::try_from(i).unwrap_or(u32::MAX);
+        }
+        table
+    });
+    let sparse: HashMap<i64, usize> = if dense.is_none() {
+        resources
+            .iter()
+            .enumerate()
+            .map(|(i, (_, r))| (r.id, i))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let lookup = |id: i64| -> Option<usize> {
+        match &dense {
+            Some(table) => {
+                let slot = usize::try_from(id.checked_sub(min)?).ok()?;
+                table
+                    .get(slot)
+                    .filter(|&&i| i != u32::MAX)
+                    .map(|&i| i as usize)
+            }
+            None => sparse.get(&id).copied(),
+        }
+    };
+    let mut stmt = conn.prepare_cached(if uuid.is_some() {
+        "select a.machine, a.name, a.value from ResourceAttrs a join Resources r on r.id = a.machine where r.deployment = ?1"
+    } else {
+        "select machine, name, value from ResourceAttrs where ?1 is null"
+    })?;
+    let mut rows = stmt.query([uuid])?;
+    while let Some(r) = rows.next()? {
+        if let Some(i) = lookup(r.get(0)?) {
+            resources[i].1.attrs.insert(r.get(1)?, r.get(2)?);
+        }
+    }
+    Ok(())
 }
 
 /// An error inside a transaction: SQLite's, or one of ours.
