@@ -1,1 +1,887 @@
 //! The SQLite state file in NixOps' schema version 3.
+//!
+//! Owns opening (creation with mode 0600, WAL, foreign keys, busy timeout, schema
+//! creation and the v1→v2→v3 migrations, refusal of newer or foreign files without
+//! touching them), bulk loading of deployments, deployment selection by `-d`, every
+//! mutation (each in one immediate transaction), export/import and the deployment
+//! lock. Files it writes open in Python NixOps and vice versa. It never prints:
+//! migrations and other notable events are returned as values for the CLI to show.
+
+mod args;
+mod error;
+mod lock;
+mod path;
+mod pyjson;
+mod records;
+mod transfer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+pub use args::{apply_set_args, is_valid_arg_name, nix_string_literal, SetArgs};
+pub use error::{LockHolder, StateError};
+pub use lock::{DeploymentLock, LockWait};
+pub use path::{
+    check_extension, locks_dir, nixops_home, prepare_nixops_home, resolve_state_path, HomePrepared,
+    StateEnv,
+};
+pub use pyjson::PyStyle;
+pub use records::{
+    depl_attr, AttrValue, DeploymentRecord, ResourceRecord, ResourceState, DEFAULT_DESCRIPTION,
+};
+
+/// The schema version this library reads and writes.
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// The DDL NixOps runs on a new file, statement by statement, so that
+/// `sqlite3 FILE .schema` shows the same text for files from either program.
+pub const SCHEMA_DDL: &str = "create table if not exists SchemaVersion(
+  version integer not null
+);
+insert into SchemaVersion(version) values (3);
+
+create table if not exists Deployments(
+  uuid text primary key
+);
+
+create table if not exists DeploymentAttrs(
+  deployment text not null,
+  name text not null,
+  value text not null,
+  primary key(deployment, name),
+  foreign key(deployment) references Deployments(uuid) on delete cascade
+);
+
+create table if not exists Resources(
+  id integer primary key autoincrement,
+  deployment text not null,
+  name text not null,
+  type text not null,
+  foreign key(deployment) references Deployments(uuid) on delete cascade
+);
+
+create table if not exists ResourceAttrs(
+  machine integer not null,
+  name text not null,
+  value text not null,
+  primary key(machine, name),
+  foreign key(machine) references Resources(id) on delete cascade
+);
+";
+
+const SCHEMA_VERSION_DDL: &str = "create table if not exists SchemaVersion(
+  version integer not null
+);
+insert into SchemaVersion(version) values (3);
+";
+
+/// How to open a state file.
+#[derive(Debug, Clone)]
+pub struct OpenOptionsState {
+    /// How long to wait for another writer (NixOps: 60 s).
+    pub busy_timeout: Duration,
+}
+
+impl Default for OpenOptionsState {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// An open state file.
+#[derive(Debug)]
+pub struct StateFile {
+    conn: Connection,
+    path: PathBuf,
+    created: bool,
+    migrated: Vec<(u32, u32)>,
+}
+
+/// Resource names must match `^[\w-]+$` (ASCII `\w`, as in Python 2).
+fn is_valid_resource_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Deployment names must match `^[a-zA-Z_\-][a-zA-Z0-9_\-\.]*$`.
+pub fn validate_deployment_name(name: &str) -> Result<(), StateError> {
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '-')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::InvalidDeploymentName {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// A new time-based (version 1) UUID like Python's `uuid.uuid1()`, with a random
+/// node id instead of the MAC address.
+pub fn new_deployment_uuid() -> String {
+    let random = uuid::Uuid::new_v4();
+    let mut node = [0u8; 6];
+    node.copy_from_slice(&random.as_bytes()[..6]);
+    // Multicast bit set: marks the node id as random (RFC 4122 §4.5), as Python does.
+    node[0] |= 0x01;
+    uuid::Uuid::now_v1(&node).to_string()
+}
+
+/// The first 100 bytes of a SQLite file, or why it is not one.
+fn check_header(path: &Path, len: u64) -> Result<(), String> {
+    let mut header = [0u8; 100];
+    let mut f = fs::File::open(path).map_err(|e| e.to_string())?;
+    f.read_exact(&mut header)
+        .map_err(|_| "file is too short to be a database".to_string())?;
+    if &header[..16] != b"SQLite format 3\0" {
+        return Err("file is not a database".into());
+    }
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65536u64,
+        n => u64::from(n),
+    };
+    let pages = u64::from(u32::from_be_bytes([
+        header[28], header[29], header[30], header[31],
+    ]));
+    let counter_valid = header[24..28] == header[92..96];
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    // The in-header size is trustworthy only when it was written with the change
+    // counter; a larger count than the file holds means the file was cut short.
+    if counter_valid && pages > 0 && pages * page_size > len && !Path::new(&wal).exists() {
+        return Err(format!(
+            "file is truncated ({len} bytes, header says {} bytes)",
+            pages * page_size
+        ));
+    }
+    Ok(())
+}
+
+fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "select 1 from sqlite_master where name = ? and type = 'table'",
+        [table],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|r| r.is_some())
+}
+
+/// The schema version: `SchemaVersion`'s row, 1 if only `Deployments` exists, 0 if new.
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    if table_exists(conn, "SchemaVersion")? {
+        conn.query_row("select version from SchemaVersion", [], |r| r.get(0))
+    } else if table_exists(conn, "Deployments")? {
+        Ok(1)
+    } else {
+        Ok(0)
+    }
+}
+
+impl StateFile {
+    /// Open (or create) the state file at `path` with default options.
+    pub fn open(path: &Path) -> Result<StateFile, StateError> {
+        Self::open_with(path, &OpenOptionsState::default())
+    }
+
+    /// Open (or create) the state file at `path`.
+    ///
+    /// A missing file is created with mode 0600 (and its directory with 0700). An
+    /// existing file is first inspected read-only: a file that is not SQLite, is
+    /// truncated or has a schema newer than 3 is refused with its bytes unchanged.
+    /// Older schemas are migrated; see [`StateFile::migrated`].
+    pub fn open_with(path: &Path, opts: &OpenOptionsState) -> Result<StateFile, StateError> {
+        let sqlite_err = |source| StateError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut created = false;
+        let len = match fs::metadata(path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    if !parent.is_dir() {
+                        fs::DirBuilder::new()
+                            .recursive(true)
+                            .mode(0o700)
+                            .create(parent)
+                            .map_err(|source| StateError::Io {
+                                action: "create directory",
+                                path: parent.to_path_buf(),
+                                source,
+                            })?;
+                    }
+                }
+                match OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                {
+                    Ok(_) => created = true,
+                    // Another process created it in between; fine.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(source) => {
+                        return Err(StateError::Io {
+                            action: "create state file",
+                            path: path.to_path_buf(),
+                            source,
+                        })
+                    }
+                }
+                0
+            }
+            Err(source) => {
+                return Err(StateError::Io {
+                    action: "access state file",
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+
+        if len > 0 {
+            check_header(path, len).map_err(|reason| {
+                sqlite_err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+                    Some(reason),
+                ))
+            })?;
+            // Look before writing: nothing, not even the journal mode, may change in a
+            // file we end up refusing.
+            let ro = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(sqlite_err)?;
+            ro.busy_timeout(opts.busy_timeout).map_err(sqlite_err)?;
+            let version = schema_version(&ro).map_err(sqlite_err)?;
+            if version > SCHEMA_VERSION {
+                return Err(StateError::SchemaTooNew {
+                    path: path.to_path_buf(),
+                    version,
+                });
+            }
+            drop(ro);
+        }
+
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite_err)?;
+        conn.busy_timeout(opts.busy_timeout).map_err(sqlite_err)?;
+        conn.query_row("pragma journal_mode = wal", [], |_| Ok(()))
+            .map_err(sqlite_err)?;
+        conn.execute_batch("pragma foreign_keys = 1")
+            .map_err(sqlite_err)?;
+        let mut sf = StateFile {
+            conn,
+            path: path.to_path_buf(),
+            created,
+            migrated: Vec::new(),
+        };
+        sf.migrated = sf.write_tx(|c| {
+            let version = schema_version(c)?;
+            let mut steps = Vec::new();
+            match version {
+                SCHEMA_VERSION => {}
+                0 => c.execute_batch(SCHEMA_DDL)?,
+                v if v < SCHEMA_VERSION => {
+                    if v <= 1 {
+                        c.execute_batch(SCHEMA_VERSION_DDL)?;
+                        steps.push((1, 2));
+                    }
+                    c.execute_batch(
+                        "alter table Machines rename to Resources;
+                         alter table MachineAttrs rename to ResourceAttrs;",
+                    )?;
+                    steps.push((2, 3));
+                    c.execute("update SchemaVersion set version = ?", [SCHEMA_VERSION])?;
+                }
+                v => {
+                    return Err(StateError::SchemaTooNew {
+                        path: path.to_path_buf(),
+                        version: v,
+                    }
+                    .into())
+                }
+            }
+            Ok(steps)
+        })?;
+        Ok(sf)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether `open` created the file.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Schema migrations done by `open`, e.g. `[(1, 2), (2, 3)]`; the CLI prints
+    /// `updating database schema from version 1 to 2...` for each.
+    pub fn migrated(&self) -> &[(u32, u32)] {
+        &self.migrated
+    }
+
+    fn sqlite_err(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+        move |source| StateError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Run `f` in one `begin immediate` transaction (taking the write lock up front,
+    /// so concurrent writers queue on the busy timeout instead of failing on upgrade).
+    fn write_tx<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, TxError>,
+    ) -> Result<T, StateError> {
+        let conn = &self.conn;
+        conn.execute_batch("begin immediate")
+            .map_err(self.sqlite_err())?;
+        match f(conn) {
+            Ok(v) => {
+                conn.execute_batch("commit").map_err(|e| {
+                    let _ = conn.execute_batch("rollback");
+                    self.sqlite_err()(e)
+                })?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("rollback");
+                Err(match e {
+                    TxError::Sqlite(source) => self.sqlite_err()(source),
+                    TxError::State(e) => e,
+                })
+            }
+        }
+    }
+
+    /// UUIDs of all deployments, sorted.
+    pub fn uuids(&self) -> Result<Vec<String>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("select uuid from Deployments order by uuid")
+            .map_err(self.sqlite_err())?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(self.sqlite_err())?;
+        rows.collect::<Result<_, _>>().map_err(self.sqlite_err())
+    }
+
+    /// Every deployment with its attributes and resources, sorted by UUID, loaded with
+    /// four queries in one read transaction.
+    pub fn deployments(&self) -> Result<Vec<DeploymentRecord>, StateError> {
+        self.load_where(None, true)
+    }
+
+    /// Every deployment with its attributes and resources but *without* resource
+    /// attributes (`attrs` empty): enough for `list` (names, types, counts) and much
+    /// cheaper on large files.
+    pub fn deployments_shallow(&self) -> Result<Vec<DeploymentRecord>, StateError> {
+        self.load_where(None, false)
+    }
+
+    /// One deployment by exact UUID.
+    pub fn load(&self, uuid: &str) -> Result<DeploymentRecord, StateError> {
+        self.load_where(Some(uuid), true)?
+            .pop()
+            .ok_or_else(|| StateError::NoSuchDeployment {
+                uuid: uuid.to_string(),
+            })
+    }
+
+    fn load_where(
+        &self,
+        uuid: Option<&str>,
+        with_attrs: bool,
+    ) -> Result<Vec<DeploymentRecord>, StateError> {
+        let e = self.sqlite_err();
+        let conn = &self.conn;
+        // A read transaction gives one consistent snapshot across the four queries.
+        conn.execute_batch("begin").map_err(&e)?;
+        let result = (|| -> rusqlite::Result<Vec<DeploymentRecord>> {
+            let filter = uuid.is_some();
+            let mut depls: BTreeMap<String, DeploymentRecord> = BTreeMap::new();
+            let mut stmt = conn.prepare_cached(if filter {
+                "select uuid from Deployments where uuid = ?1"
+            } else {
+                "select uuid from Deployments where ?1 is null"
+            })?;
+            let mut rows = stmt.query([uuid])?;
+            while let Some(r) = rows.next()? {
+                let u: String = r.get(0)?;
+                depls.insert(
+                    u.clone(),
+                    DeploymentRecord {
+                        uuid: u,
+                        attrs: BTreeMap::new(),
+                        resources: Vec::new(),
+                    },
+                );
+            }
+            let mut stmt = conn.prepare_cached(
+                "select deployment, name, value from DeploymentAttrs where ?1 is null or deployment = ?1",
+            )?;
+            let mut rows = stmt.query([uuid])?;
+            while let Some(r) = rows.next()? {
+                let d = r.get_ref(0)?.as_str()?;
+                if let Some(depl) = depls.get_mut(d) {
+                    depl.attrs.insert(r.get(1)?, r.get(2)?);
+                }
+            }
+            let mut resources: Vec<(String, ResourceRecord)> = Vec::new();
+            let mut stmt = conn.prepare_cached(
+                "select id, deployment, name, type from Resources where ?1 is null or deployment = ?1 order by id",
+            )?;
+            let mut rows = stmt.query([uuid])?;
+            while let Some(r) = rows.next()? {
+                resources.push((
+                    r.get(1)?,
+                    ResourceRecord {
+                        id: r.get(0)?,
+                        name: r.get(2)?,
+                        type_: r.get(3)?,
+                        attrs: BTreeMap::new(),
+                    },
+                ));
+            }
+            if with_attrs {
+                load_resource_attrs(conn, uuid, &mut resources)?;
+            }
+            for (d, res) in resources {
+                if let Some(depl) = depls.get_mut(&d) {
+                    depl.resources.push(res);
+                }
+            }
+            Ok(depls.into_values().collect())
+        })();
+        let _ = conn.execute_batch("commit");
+        result.map_err(e)
+    }
+
+    /// Resolve `-d` as NixOps does: no selector → the only deployment; else an exact
+    /// UUID or name, else a UUID prefix (SQLite GLOB `<selector>*`). Errors: not found,
+    /// multiple deployments (no selector), same name / ambiguous prefix.
+    pub fn find_deployment(&self, selector: Option<&str>) -> Result<String, StateError> {
+        let e = self.sqlite_err();
+        let query = |sql: &str, arg: Option<&str>| -> Result<Vec<String>, StateError> {
+            let mut stmt = self.conn.prepare_cached(sql).map_err(&e)?;
+            let rows = stmt
+                .query_map(params![arg, arg], |r| r.get(0))
+                .map_err(&e)?;
+            rows.collect::<Result<_, _>>().map_err(&e)
+        };
+        let selector = selector.filter(|s| !s.is_empty());
+        let mut found = match selector {
+            None => query("select uuid from Deployments where ?1 is null or ?2 is null", None)?,
+            Some(s) => query(
+                "select uuid from Deployments d where uuid = ?1 or exists (select 1 from DeploymentAttrs where deployment = d.uuid and name = 'name' and value = ?2)",
+                Some(s),
+            )?,
+        };
+        if found.is_empty() {
+            if let Some(s) = selector {
+                let pattern = format!("{s}*");
+                found = query(
+                    "select uuid from Deployments where uuid glob ?1 and ?2 is not null",
+                    Some(&pattern),
+                )?;
+            }
+        }
+        match (found.len(), selector) {
+            (0, _) => Err(StateError::DeploymentNotFound {
+                path: self.path.clone(),
+                selector: selector.map(str::to_string),
+            }),
+            (1, _) => Ok(found.remove(0)),
+            (_, None) => Err(StateError::MultipleDeployments),
+            (_, Some(s)) => Err(StateError::AmbiguousDeployment {
+                selector: s.to_string(),
+            }),
+        }
+    }
+
+    /// Create a deployment (a new time-based UUID unless `uuid` is given); returns its
+    /// UUID.
+    pub fn create_deployment(&self, uuid: Option<&str>) -> Result<String, StateError> {
+        let uuid = uuid.map_or_else(new_deployment_uuid, str::to_string);
+        self.write_tx(|c| {
+            if deployment_exists(c, &uuid)? {
+                return Err(StateError::DeploymentExists { uuid: uuid.clone() }.into());
+            }
+            c.execute("insert into Deployments(uuid) values (?)", [&uuid])?;
+            Ok(())
+        })?;
+        Ok(uuid)
+    }
+
+    /// Set (`Some`, stored text) or delete (`None`) deployment attributes in one
+    /// transaction. Setting `name` validates it.
+    pub fn set_deployment_attrs(
+        &self,
+        uuid: &str,
+        attrs: &[(&str, Option<String>)],
+    ) -> Result<(), StateError> {
+        for (name, value) in attrs {
+            if let (&depl_attr::NAME, Some(v)) = (name, value) {
+                validate_deployment_name(v)?;
+            }
+        }
+        self.write_tx(|c| {
+            require_deployment(c, uuid)?;
+            set_depl_attrs(c, uuid, attrs.iter().map(|(n, v)| (*n, v.as_deref())))?;
+            Ok(())
+        })
+    }
+
+    /// Copy deployment `uuid` to a new deployment: every attribute except
+    /// `configsPath`, no resources; `new_name` replaces the name if given (else the
+    /// clone keeps the same name). Returns the new UUID.
+    pub fn clone_deployment(
+        &self,
+        uuid: &str,
+        new_name: Option<&str>,
+    ) -> Result<String, StateError> {
+        if let Some(n) = new_name {
+            validate_deployment_name(n)?;
+        }
+        let new = new_deployment_uuid();
+        self.write_tx(|c| {
+            require_deployment(c, uuid)?;
+            c.execute("insert into Deployments(uuid) values (?)", [&new])?;
+            c.execute(
+                "insert into DeploymentAttrs (deployment, name, value) select ?, name, value from DeploymentAttrs where deployment = ?",
+                params![new, uuid],
+            )?;
+            c.execute(
+                "delete from DeploymentAttrs where deployment = ? and name = ?",
+                params![new, depl_attr::CONFIGS_PATH],
+            )?;
+            if let Some(n) = new_name {
+                set_depl_attrs(c, &new, [(depl_attr::NAME, Some(n))])?;
+            }
+            Ok(())
+        })?;
+        Ok(new)
+    }
+
+    /// Delete a deployment and (by cascade) its attributes and resources. Without
+    /// `force`, refuses while it has resources.
+    pub fn delete_deployment(&self, uuid: &str, force: bool) -> Result<(), StateError> {
+        self.write_tx(|c| {
+            require_deployment(c, uuid)?;
+            let n: i64 = c.query_row(
+                "select count(*) from Resources where deployment = ?",
+                [uuid],
+                |r| r.get(0),
+            )?;
+            if n > 0 && !force {
+                return Err(StateError::HasResources {
+                    uuid: uuid.to_string(),
+                }
+                .into());
+            }
+            c.execute("delete from Deployments where uuid = ?", [uuid])?;
+            Ok(())
+        })
+    }
+
+    /// Add resource `name` of type `type_` to a deployment; returns its id.
+    pub fn add_resource(&self, uuid: &str, name: &str, type_: &str) -> Result<i64, StateError> {
+        self.write_tx(|c| {
+            require_deployment(c, uuid)?;
+            insert_resource(c, uuid, name, type_)
+        })
+    }
+
+    /// Set (`Some`) or delete (`None`) attributes of resource `id` in one transaction.
+    pub fn set_resource_attrs(
+        &self,
+        id: i64,
+        attrs: &[(&str, Option<String>)],
+    ) -> Result<(), StateError> {
+        self.write_tx(|c| {
+            let exists = c
+                .query_row("select 1 from Resources where id = ?", [id], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !exists {
+                return Err(StateError::NoSuchResource { id }.into());
+            }
+            set_res_attrs(c, id, attrs.iter().map(|(n, v)| (*n, v.as_deref())))?;
+            Ok(())
+        })
+    }
+
+    /// Rename resource `from` to `to` in deployment `uuid` (state only).
+    pub fn rename_resource(&self, uuid: &str, from: &str, to: &str) -> Result<(), StateError> {
+        self.write_tx(|c| {
+            require_deployment(c, uuid)?;
+            let id = resource_id(c, uuid, from)?.ok_or_else(|| StateError::ResourceNotFound {
+                uuid: uuid.to_string(),
+                name: from.to_string(),
+            })?;
+            if resource_id(c, uuid, to)?.is_some() {
+                return Err(StateError::ResourceNameTaken {
+                    uuid: uuid.to_string(),
+                    name: to.to_string(),
+                }
+                .into());
+            }
+            if !is_valid_resource_name(to) {
+                return Err(StateError::InvalidResourceName {
+                    name: to.to_string(),
+                }
+                .into());
+            }
+            c.execute(
+                "update Resources set name = ? where deployment = ? and id = ?",
+                params![to, uuid, id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Delete resource `id` and its attributes.
+    pub fn delete_resource(&self, id: i64) -> Result<(), StateError> {
+        self.write_tx(|c| {
+            let n = c.execute("delete from Resources where id = ?", [id])?;
+            if n == 0 {
+                return Err(StateError::NoSuchResource { id }.into());
+            }
+            Ok(())
+        })
+    }
+
+    /// `set-args`: apply `changes` to the deployment's `args` attribute in one
+    /// transaction; returns the new map.
+    pub fn set_args(
+        &self,
+        uuid: &str,
+        changes: &SetArgs,
+    ) -> Result<BTreeMap<String, String>, StateError> {
+        self.write_tx(|c| {
+            require_deployment(c, uuid)?;
+            let current: Option<String> = c
+                .query_row(
+                    "select value from DeploymentAttrs where deployment = ? and name = ?",
+                    params![uuid, depl_attr::ARGS],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let current: BTreeMap<String, String> = match current {
+                None => BTreeMap::new(),
+                Some(text) => {
+                    serde_json::from_str(&text).map_err(|source| StateError::BadJsonAttr {
+                        owner: format!("deployment ‘{uuid}’"),
+                        attr: depl_attr::ARGS.to_string(),
+                        source,
+                    })?
+                }
+            };
+            let new = apply_set_args(&current, changes)?;
+            let encoded =
+                AttrValue::str_map(&new).encode_against(&AttrValue::str_map(&BTreeMap::new()));
+            set_depl_attrs(c, uuid, [(depl_attr::ARGS, encoded.as_deref())])?;
+            Ok(new)
+        })
+    }
+}
+
+/// Fill in the attributes of `resources` (sorted by id) with one query.
+fn load_resource_attrs(
+    conn: &Connection,
+    uuid: Option<&str>,
+    resources: &mut [(String, ResourceRecord)],
+) -> rusqlite::Result<()> {
+    // Ids are autoincrement and therefore dense in practice: index them with a table
+    // instead of hashing every row; fall back to a map for sparse ids.
+    let (min, max) = match (resources.first(), resources.last()) {
+        (Some(a), Some(b)) => (a.1.id, b.1.id),
+        _ => return Ok(()),
+    };
+    let span = usize::try_from(max - min).unwrap_or(usize::MAX);
+    let dense: Option<Vec<u32>> = (span < resources.len().saturating_mul(4) + 1024).then(|| {
+        let mut table = vec![u32::MAX; span + 1];
+        for (i, (_, r)) in resources.iter().enumerate() {
+            let slot = usize::try_from(r.id - min).expect("invariant: min <= id <= max");
+            table[slot] = u32::try_from(i).unwrap_or(u32::MAX);
+        }
+        table
+    });
+    let sparse: HashMap<i64, usize> = if dense.is_none() {
+        resources
+            .iter()
+            .enumerate()
+            .map(|(i, (_, r))| (r.id, i))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let lookup = |id: i64| -> Option<usize> {
+        match &dense {
+            Some(table) => {
+                let slot = usize::try_from(id.checked_sub(min)?).ok()?;
+                table
+                    .get(slot)
+                    .filter(|&&i| i != u32::MAX)
+                    .map(|&i| i as usize)
+            }
+            None => sparse.get(&id).copied(),
+        }
+    };
+    let mut stmt = conn.prepare_cached(if uuid.is_some() {
+        "select a.machine, a.name, a.value from ResourceAttrs a join Resources r on r.id = a.machine where r.deployment = ?1"
+    } else {
+        "select machine, name, value from ResourceAttrs where ?1 is null"
+    })?;
+    let mut rows = stmt.query([uuid])?;
+    while let Some(r) = rows.next()? {
+        if let Some(i) = lookup(r.get(0)?) {
+            resources[i].1.attrs.insert(r.get(1)?, r.get(2)?);
+        }
+    }
+    Ok(())
+}
+
+/// An error inside a transaction: SQLite's, or one of ours.
+#[derive(Debug)]
+enum TxError {
+    Sqlite(rusqlite::Error),
+    State(StateError),
+}
+
+impl From<rusqlite::Error> for TxError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sqlite(e)
+    }
+}
+
+impl From<StateError> for TxError {
+    fn from(e: StateError) -> Self {
+        Self::State(e)
+    }
+}
+
+fn deployment_exists(c: &Connection, uuid: &str) -> rusqlite::Result<bool> {
+    c.query_row("select 1 from Deployments where uuid = ?", [uuid], |_| {
+        Ok(())
+    })
+    .optional()
+    .map(|r| r.is_some())
+}
+
+fn require_deployment(c: &Connection, uuid: &str) -> Result<(), TxError> {
+    if deployment_exists(c, uuid)? {
+        Ok(())
+    } else {
+        Err(StateError::NoSuchDeployment {
+            uuid: uuid.to_string(),
+        }
+        .into())
+    }
+}
+
+fn resource_id(c: &Connection, uuid: &str, name: &str) -> rusqlite::Result<Option<i64>> {
+    c.query_row(
+        "select id from Resources where deployment = ? and name = ?",
+        params![uuid, name],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+fn insert_resource(c: &Connection, uuid: &str, name: &str, type_: &str) -> Result<i64, TxError> {
+    if resource_id(c, uuid, name)?.is_some() {
+        return Err(StateError::ResourceExists {
+            uuid: uuid.to_string(),
+            name: name.to_string(),
+        }
+        .into());
+    }
+    c.execute(
+        "insert into Resources(deployment, name, type) values (?, ?, ?)",
+        params![uuid, name, type_],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+fn set_depl_attrs<'a>(
+    c: &Connection,
+    uuid: &str,
+    attrs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> rusqlite::Result<()> {
+    let mut set = c.prepare_cached(
+        "insert or replace into DeploymentAttrs(deployment, name, value) values (?, ?, ?)",
+    )?;
+    let mut del =
+        c.prepare_cached("delete from DeploymentAttrs where deployment = ? and name = ?")?;
+    for (name, value) in attrs {
+        match value {
+            Some(v) => set.execute(params![uuid, name, v])?,
+            None => del.execute(params![uuid, name])?,
+        };
+    }
+    Ok(())
+}
+
+fn set_res_attrs<'a>(
+    c: &Connection,
+    id: i64,
+    attrs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> rusqlite::Result<()> {
+    let mut set = c.prepare_cached(
+        "insert or replace into ResourceAttrs(machine, name, value) values (?, ?, ?)",
+    )?;
+    let mut del = c.prepare_cached("delete from ResourceAttrs where machine = ? and name = ?")?;
+    for (name, value) in attrs {
+        match value {
+            Some(v) => set.execute(params![id, name, v])?,
+            None => del.execute(params![id, name])?,
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        assert!(validate_deployment_name("my-net.v2").is_ok());
+        assert!(validate_deployment_name("_x").is_ok());
+        let err = validate_deployment_name("1net").expect_err("digit first");
+        assert_eq!(err.to_string(), "invalid deployment name ‘1net’");
+        assert!(validate_deployment_name("").is_err());
+        assert!(is_valid_resource_name("web-1_a"));
+        assert!(!is_valid_resource_name("a.b"));
+    }
+
+    #[test]
+    fn uuids_are_time_based() {
+        let u = new_deployment_uuid();
+        let parsed = uuid::Uuid::parse_str(&u).expect("valid uuid");
+        assert_eq!(parsed.get_version_num(), 1);
+        assert_ne!(u, new_deployment_uuid());
+    }
+}

@@ -1,0 +1,179 @@
+//! JSON text exactly as Python's `json.dumps` writes it.
+//!
+//! Owns the byte-level rendering NixOps produces: the compact default
+//! (`json.dumps(x)`: separators `", "` and `": "`) used for JSON-typed state
+//! attributes, and the pretty form (`indent=2, sort_keys=True`) used by `export`.
+//! Both escape like `ensure_ascii=True`: every character outside printable ASCII
+//! becomes `\uXXXX` (lower-case hex, UTF-16 surrogate pairs above U+FFFF). It does
+//! not parse JSON (serde_json does that) and does no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Which Python wrote the pretty form. Python 2 (NixOps 1.x) keeps the `", "` item
+/// separator with `indent`, so lines end in a space after the comma; Python 3
+/// (NixOps 2.x) writes a bare `,`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PyStyle {
+    /// Python 2.7 `json.dumps(indent=2)`: `",␠"` at the end of continued lines.
+    Python2,
+    /// Python 3 `json.dumps(indent=2)`: `","` at the end of continued lines.
+    Python3,
+}
+
+/// Append `s` as a JSON string literal with Python's `ensure_ascii=True` escaping.
+pub fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    // Writing to a String cannot fail.
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// `json.dumps(value)` with Python's defaults (object keys in the value's order).
+pub fn dumps(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_compact(&mut out, value);
+    out
+}
+
+fn write_compact(out: &mut String, value: &serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::String(s) => write_str(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_compact(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_str(out, k);
+                out.push_str(": ");
+                write_compact(out, v);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// A tree of nested string maps, the only shape `export` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tree {
+    /// A JSON string.
+    Str(String),
+    /// A JSON object, keys sorted.
+    Map(BTreeMap<String, Tree>),
+}
+
+/// `json.dumps(tree, indent=2, sort_keys=True)` in the given Python's style, without
+/// a trailing newline.
+pub fn dumps_pretty(tree: &Tree, style: PyStyle) -> String {
+    let mut out = String::new();
+    write_pretty(&mut out, tree, 0, style);
+    out
+}
+
+fn write_pretty(out: &mut String, tree: &Tree, level: usize, style: PyStyle) {
+    match tree {
+        Tree::Str(s) => write_str(out, s),
+        Tree::Map(map) if map.is_empty() => out.push_str("{}"),
+        Tree::Map(map) => {
+            let sep = match style {
+                PyStyle::Python2 => ", ",
+                PyStyle::Python3 => ",",
+            };
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                out.push('\n');
+                push_indent(out, level + 1);
+                write_str(out, k);
+                out.push_str(": ");
+                write_pretty(out, v, level + 1, style);
+            }
+            out.push('\n');
+            push_indent(out, level);
+            out.push('}');
+        }
+    }
+}
+
+fn push_indent(out: &mut String, level: usize) {
+    for _ in 0..level {
+        out.push_str("  ");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_like_python_ensure_ascii() {
+        let mut out = String::new();
+        write_str(&mut out, "a\"b\\c\nd\te\u{1}\u{7f}é€😀/");
+        assert_eq!(
+            out,
+            r#""a\"b\\c\nd\te\u0001\u007f\u00e9\u20ac\ud83d\ude00/""#
+        );
+    }
+
+    #[test]
+    fn compact_uses_python_separators() {
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"b": [1, "x"], "a": {"k": null, "t": true}}"#)
+                .expect("test json");
+        assert_eq!(dumps(&v), r#"{"b": [1, "x"], "a": {"k": null, "t": true}}"#);
+    }
+
+    #[test]
+    fn pretty_matches_both_pythons() {
+        let mut inner = BTreeMap::new();
+        inner.insert("b".to_string(), Tree::Str("2".into()));
+        inner.insert("a".to_string(), Tree::Str("1".into()));
+        inner.insert("e".to_string(), Tree::Map(BTreeMap::new()));
+        let tree = Tree::Map(BTreeMap::from([("u".to_string(), Tree::Map(inner))]));
+        assert_eq!(
+            dumps_pretty(&tree, PyStyle::Python3),
+            "{\n  \"u\": {\n    \"a\": \"1\",\n    \"b\": \"2\",\n    \"e\": {}\n  }\n}"
+        );
+        assert_eq!(
+            dumps_pretty(&tree, PyStyle::Python2),
+            "{\n  \"u\": {\n    \"a\": \"1\", \n    \"b\": \"2\", \n    \"e\": {}\n  }\n}"
+        );
+    }
+}
