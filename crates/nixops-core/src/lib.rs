@@ -5,4 +5,5 @@
 //! events, and errors are typed values that the CLI renders.
 
 pub mod exec;
+pub mod ssh;
 pub mod state;
