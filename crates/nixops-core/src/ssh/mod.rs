@@ -578,9 +578,16 @@ impl SshSession {
             .master_up
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.control_path().exists() {
+        let socket = self.control_path();
+        if socket.exists() {
             // A master that is already gone is what we want; nothing to report.
             let _ = self.control_cmd("exit").output_unchecked();
+            // `-O exit` returns before the master has removed its socket; wait for
+            // it so that the next connect does not find a dying master.
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while socket.exists() && std::time::Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
         }
         *up = false;
     }
