@@ -470,3 +470,22 @@ fn one_session_serves_many_threads_with_one_master_and_drop_closes_it() {
     assert!(masters().is_empty(), "the master outlived its session");
     assert!(!socket.exists());
 }
+
+#[test]
+fn an_unknown_host_is_refused_without_a_prompt() {
+    // The user's known_hosts cannot know this fresh key; BatchMode makes ssh refuse
+    // instead of asking (stdin is not even a terminal here).
+    let sshd = Sshd::start();
+    let session = sshd.session("web1", HostKeys::UserKnownHosts);
+    let err = session
+        .run(&Remote::argv(&["true"]))
+        .expect_err("invariant: the host key is unknown");
+    match &err {
+        SshError::HostKeyRejected { machine, host, .. } => {
+            assert_eq!(machine, "web1");
+            assert_eq!(host, "127.0.0.1");
+        }
+        other => panic!("expected HostKeyRejected, got {other:?}"),
+    }
+    assert_eq!(sshd.accepted_logins(), 0);
+}

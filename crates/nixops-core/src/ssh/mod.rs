@@ -146,6 +146,17 @@ pub enum SshError {
          ‘nixops check --forget-host-key {machine}’"
     )]
     HostKeyChanged { machine: String, host: String },
+    /// With [`HostKeys::UserKnownHosts`]: the user's known_hosts does not accept the
+    /// host's key (unknown host, or a changed key).
+    #[error(
+        "the host key of machine ‘{machine}’ ({host}) is not accepted by your SSH \
+         configuration{}", last_line_suffix(.stderr)
+    )]
+    HostKeyRejected {
+        machine: String,
+        host: String,
+        stderr: String,
+    },
     #[error("command ‘{command}’ failed on machine ‘{machine}’ (exit code {status})")]
     CommandFailed {
         machine: String,
@@ -175,6 +186,7 @@ impl SshError {
         match self {
             SshError::Connect { machine, .. }
             | SshError::HostKeyChanged { machine, .. }
+            | SshError::HostKeyRejected { machine, .. }
             | SshError::CommandFailed { machine, .. }
             | SshError::NoPinnedKeys { machine }
             | SshError::Exec { machine, .. }
@@ -377,6 +389,12 @@ impl SshSession {
             };
             opt(format!("StrictHostKeyChecking={strict}"));
             opt(format!("UserKnownHostsFile={}", path.display()));
+            // Look the key up under the name we wrote it for, whatever port or host
+            // name the user's ssh config resolves the target to.
+            opt(format!(
+                "HostKeyAlias={}",
+                known_hosts::host_pattern(&self.target.host, self.target.port)
+            ));
             opt("GlobalKnownHostsFile=/dev/null".to_owned());
             // Learned keys are read back as plain lines; extra keys pushed by the
             // server would change the file behind the caller's back.
@@ -549,9 +567,16 @@ impl SshSession {
         if text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
             || text.contains("Host key verification failed")
         {
-            return Some(SshError::HostKeyChanged {
-                machine: self.machine.clone(),
-                host: self.target.host.clone(),
+            return Some(match self.host_keys {
+                HostKeys::UserKnownHosts => SshError::HostKeyRejected {
+                    machine: self.machine.clone(),
+                    host: self.target.host.clone(),
+                    stderr: tail(stderr),
+                },
+                _ => SshError::HostKeyChanged {
+                    machine: self.machine.clone(),
+                    host: self.target.host.clone(),
+                },
             });
         }
         const CONNECT_SIGNS: [&str; 9] = [

@@ -34,7 +34,7 @@ fn strs(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
 }
 
-const PINNED_FLAGS: [&str; 22] = [
+const PINNED_FLAGS: [&str; 24] = [
     "-F",
     "none",
     "-o",
@@ -43,6 +43,8 @@ const PINNED_FLAGS: [&str; 22] = [
     "StrictHostKeyChecking=yes",
     "-o",
     "UserKnownHostsFile=$D/known_hosts",
+    "-o",
+    "HostKeyAlias=[198.18.0.11]:2222",
     "-o",
     "GlobalKnownHostsFile=/dev/null",
     "-o",
@@ -268,6 +270,22 @@ fn error_messages_name_the_machine() {
     );
     assert_eq!(refused.machine(), "web1");
     assert!(s.classify(b"some remote program's own error\n").is_none());
+
+    let user = SshSession::new(
+        "web1",
+        SshTarget::new("root", "web1.example.org"),
+        HostKeys::UserKnownHosts,
+        SessionOptions::default(),
+    )
+    .expect("session");
+    let rejected = user
+        .classify(b"No ED25519 host key is known for web1.example.org and you have requested strict checking.\r\nHost key verification failed.\r\n")
+        .expect("recognised");
+    assert_eq!(
+        rejected.to_string(),
+        "the host key of machine ‘web1’ (web1.example.org) is not accepted by your SSH \
+         configuration: Host key verification failed."
+    );
 
     let failed = SshError::CommandFailed {
         machine: "web1".into(),
