@@ -8,4 +8,5 @@ pub mod events;
 pub mod exec;
 pub mod generations;
 pub mod parallel;
+pub mod ssh;
 pub mod state;
