@@ -4,5 +4,6 @@
 //! deploy pipeline. It never prints: results are returned, progress is reported as
 //! events, and errors are typed values that the CLI renders.
 
+pub mod eval;
 pub mod exec;
 pub mod state;
