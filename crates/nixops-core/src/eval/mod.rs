@@ -267,21 +267,19 @@ impl Evaluator {
         v
     }
 
-    fn instantiate(
-        &self,
-        exprs: &[NixValue],
-        check: bool,
-        extra: &[&str],
-    ) -> Result<Vec<u8>, EvalError> {
-        self.check_files()?;
+    /// `nix-instantiate --eval-only --strict` on the glue with `extra` arguments.
+    fn instantiate_cmd(&self, exprs: &[NixValue], check: bool, extra: &[&str]) -> Cmd {
         let mut cmd = Cmd::new("nix-instantiate");
         if !self.settings.read_only {
             cmd = cmd.arg("--read-write-mode");
         }
-        let cmd = cmd
-            .args(self.common(exprs, check))
+        cmd.args(self.common(exprs, check))
             .args(["--eval-only", "--strict"])
-            .args(extra);
+            .args(extra)
+    }
+
+    fn instantiate(&self, cmd: Cmd) -> Result<Vec<u8>, EvalError> {
+        self.check_files()?;
         let out = cmd.output_unchecked().map_err(EvalError::Exec)?;
         if out.status.success() {
             Ok(out.stdout)
@@ -293,22 +291,79 @@ impl Evaluator {
         }
     }
 
+    /// The command [`Evaluator::info`] runs. Unknown options are errors.
+    pub fn info_cmd(&self) -> Cmd {
+        self.instantiate_cmd(&self.exprs(None), true, &["--json", "-A", "info"])
+    }
+
+    /// The command [`Evaluator::arguments`] runs.
+    pub fn arguments_cmd(&self) -> Cmd {
+        self.instantiate_cmd(
+            &self.exprs(None),
+            false,
+            &["--json", "-A", "nixopsArguments"],
+        )
+    }
+
+    /// The command [`Evaluator::show_option`] runs; `physical` is the path of
+    /// a physical expression to add to the network.
+    pub fn show_option_cmd(
+        &self,
+        machine: &MachineName,
+        option: &str,
+        format: OptionFormat,
+        physical: Option<&Path>,
+    ) -> Cmd {
+        let attr = format!(
+            "nodes.{}.config.{option}",
+            py2nix::attr_name(machine.as_str())
+        );
+        let mut extra = vec!["-A", attr.as_str()];
+        match format {
+            OptionFormat::Nix => {}
+            OptionFormat::Json => extra.push("--json"),
+            OptionFormat::Xml => extra.push("--xml"),
+        }
+        self.instantiate_cmd(&self.exprs(physical), false, &extra)
+    }
+
+    /// The command [`Evaluator::build`] runs, with the physical expression at `physical`.
+    pub fn build_cmd(
+        &self,
+        names: &[MachineName],
+        physical: &Path,
+        dry_run: bool,
+        repair: bool,
+    ) -> Cmd {
+        let names_arg = NixValue::List(names.iter().map(|n| NixValue::str(n.as_str())).collect());
+        let mut cmd = Cmd::new("nix-build")
+            .args(self.common(&self.exprs(Some(physical)), true))
+            .args(["--arg", "names"])
+            .arg(py2nix(&names_arg, true))
+            .args(["-A", "machines", "-o"])
+            .arg(self.dir.path().join("configs"));
+        if dry_run {
+            cmd = cmd.arg("--dry-run");
+        }
+        if repair {
+            cmd = cmd.arg("--repair");
+        }
+        cmd
+    }
+
     /// Evaluate the whole network once: network attributes, every machine's
-    /// deployment options and keys, the resources. Unknown options are errors.
+    /// deployment options and keys, the resources. Unknown options are errors,
+    /// so that a typo stops a deploy before any machine is created.
     pub fn info(&self) -> Result<NetworkInfo, EvalError> {
-        let extra = ["--json", "-A", "info"];
-        let out = self.instantiate(&self.exprs(None), true, &extra)?;
+        let cmd = self.info_cmd();
+        let out = self.instantiate(cmd)?;
         NetworkInfo::parse(&out, "nix-instantiate -A info")
     }
 
     /// `nixopsArguments`: every function argument of the network files, with
     /// the files that take it.
     pub fn arguments(&self) -> Result<BTreeMap<String, Vec<String>>, EvalError> {
-        let out = self.instantiate(
-            &self.exprs(None),
-            false,
-            &["--json", "-A", "nixopsArguments"],
-        )?;
+        let out = self.instantiate(self.arguments_cmd())?;
         serde_json::from_slice(&out).map_err(|source| EvalError::Json {
             cmd: "nix-instantiate -A nixopsArguments".to_owned(),
             source,
@@ -335,17 +390,8 @@ impl Evaluator {
         physical_nix: Option<&str>,
     ) -> Result<String, EvalError> {
         let physical = physical_nix.map(|p| self.write_physical(p)).transpose()?;
-        let attr = format!(
-            "nodes.{}.config.{option}",
-            py2nix::attr_name(machine.as_str())
-        );
-        let mut extra = vec!["-A", attr.as_str()];
-        match format {
-            OptionFormat::Nix => {}
-            OptionFormat::Json => extra.push("--json"),
-            OptionFormat::Xml => extra.push("--xml"),
-        }
-        let out = self.instantiate(&self.exprs(physical.as_deref()), false, &extra)?;
+        let cmd = self.show_option_cmd(machine, option, format, physical.as_deref());
+        let out = self.instantiate(cmd)?;
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
@@ -364,20 +410,7 @@ impl Evaluator {
     ) -> Result<Option<PathBuf>, EvalError> {
         self.check_files()?;
         let physical = self.write_physical(physical_nix)?;
-        let names_arg = NixValue::List(names.iter().map(|n| NixValue::str(n.as_str())).collect());
-        let link = self.dir.path().join("configs");
-        let mut cmd = Cmd::new("nix-build")
-            .args(self.common(&self.exprs(Some(&physical)), true))
-            .args(["--arg", "names"])
-            .arg(py2nix(&names_arg, true))
-            .args(["-A", "machines", "-o"])
-            .arg(&link);
-        if dry_run {
-            cmd = cmd.arg("--dry-run");
-        }
-        if repair {
-            cmd = cmd.arg("--repair");
-        }
+        let cmd = self.build_cmd(names, &physical, dry_run, repair);
         let (status, stdout, stderr) = run_streaming(&cmd, on_line)?;
         if !status.success() {
             return Err(EvalError::Build {
@@ -385,12 +418,15 @@ impl Evaluator {
                 stderr,
             });
         }
-        let path = stdout
+        if dry_run {
+            return Ok(None);
+        }
+        Ok(stdout
             .lines()
             .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| PathBuf::from(l.trim()));
-        Ok(if dry_run { None } else { path })
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(PathBuf::from))
     }
 }
 
@@ -433,4 +469,185 @@ fn run_streaming(
         .expect("invariant: the stdout reader does not panic")
         .map_err(spawn_err)?;
     Ok((status, out, all))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(cmd: &Cmd) -> Vec<String> {
+        std::iter::once(cmd.program())
+            .chain(cmd.get_args().iter().map(|a| a.as_os_str()))
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn evaluator() -> Evaluator {
+        let settings = EvalSettings {
+            network_exprs: vec![
+                NetworkExpr::parse("/net/a.nix"),
+                NetworkExpr::parse("<nixops/templates/x.nix>"),
+            ],
+            args: BTreeMap::from([
+                ("n".to_owned(), "1".to_owned()),
+                ("odd-key".to_owned(), r#""a \${b}""#.to_owned()),
+            ]),
+            uuid: "u-1".into(),
+            deployment_name: "d".into(),
+            nix_path: vec!["nixpkgs=/np".into(), "/other".into()],
+            nix_flags: NixFlags {
+                options: vec![("substituters".into(), String::new())],
+                max_jobs: Some("4".into()),
+                cores: Some(2),
+                keep_going: true,
+                keep_failed: true,
+                show_trace: true,
+                fallback: true,
+                no_build_output: true,
+            },
+            read_only: false,
+        };
+        Evaluator::new(settings).expect("invariant: a temp dir can be created")
+    }
+
+    /// The arguments every call shares, in NixOps' order.
+    fn common(ev: &Evaluator, exprs: &str, check: bool) -> Vec<String> {
+        let dir = ev.glue_dir().display().to_string();
+        let mut v = strings(&[
+            "-I",
+            "nixpkgs=/np",
+            "-I",
+            "/other",
+            "--option",
+            "substituters",
+            "",
+            "--max-jobs",
+            "4",
+            "--cores",
+            "2",
+            "--keep-going",
+            "--keep-failed",
+            "--show-trace",
+            "--fallback",
+            "--no-build-output",
+            "-I",
+        ]);
+        v.push(format!("nixops={dir}"));
+        v.extend(strings(&[
+            "--arg",
+            "networkExprs",
+            exprs,
+            "--arg",
+            "args",
+            r#"{ n = 1; "odd-key" = "a \${b}"; }"#,
+            "--argstr",
+            "uuid",
+            "u-1",
+            "--argstr",
+            "deploymentName",
+            "d",
+            "--arg",
+            "checkConfigurationOptions",
+            if check { "true" } else { "false" },
+        ]));
+        v.push(format!("{dir}/eval-machine-info.nix"));
+        v
+    }
+
+    #[test]
+    fn info_argv() {
+        let ev = evaluator();
+        let mut want = strings(&["nix-instantiate", "--read-write-mode"]);
+        want.extend(common(
+            &ev,
+            r#"[ "/net/a.nix" <nixops/templates/x.nix> ]"#,
+            true,
+        ));
+        want.extend(strings(&[
+            "--eval-only",
+            "--strict",
+            "--json",
+            "-A",
+            "info",
+        ]));
+        assert_eq!(argv(&ev.info_cmd()), want);
+    }
+
+    #[test]
+    fn build_argv() {
+        let ev = evaluator();
+        let names = [
+            MachineName::new("a").expect("valid"),
+            MachineName::new("b-2").expect("valid"),
+        ];
+        let cmd = ev.build_cmd(&names, Path::new("/t/physical.nix"), true, true);
+        let mut want = strings(&["nix-build"]);
+        want.extend(common(
+            &ev,
+            r#"[ "/net/a.nix" <nixops/templates/x.nix> "/t/physical.nix" ]"#,
+            true,
+        ));
+        want.extend(strings(&[
+            "--arg",
+            "names",
+            r#"[ "a" "b-2" ]"#,
+            "-A",
+            "machines",
+            "-o",
+        ]));
+        want.push(ev.glue_dir().join("configs").display().to_string());
+        want.extend(strings(&["--dry-run", "--repair"]));
+        assert_eq!(argv(&cmd), want);
+    }
+
+    #[test]
+    fn show_option_argv_quotes_the_machine() {
+        let ev = evaluator();
+        let m = MachineName::new("db.example").expect("valid");
+        let args = argv(&ev.show_option_cmd(&m, "networking.hostName", OptionFormat::Xml, None));
+        assert_eq!(
+            args[args.len() - 3..],
+            strings(&[
+                "-A",
+                r#"nodes."db.example".config.networking.hostName"#,
+                "--xml"
+            ])
+        );
+        let check = args
+            .iter()
+            .position(|a| a == "checkConfigurationOptions")
+            .expect("invariant: always passed");
+        assert_eq!(
+            args[check + 1],
+            "false",
+            "show-option does not check options"
+        );
+    }
+
+    #[test]
+    fn read_only_mode_drops_read_write() {
+        let mut ev = evaluator();
+        ev.settings.read_only = true;
+        assert_eq!(argv(&ev.arguments_cmd())[1], "-I");
+    }
+
+    #[test]
+    fn network_expr_parsing() {
+        assert_eq!(
+            NetworkExpr::parse("<a/b.nix>"),
+            NetworkExpr::Lookup("a/b.nix".into())
+        );
+        assert_eq!(
+            NetworkExpr::parse("/x.nix"),
+            NetworkExpr::File("/x.nix".into())
+        );
+        match NetworkExpr::parse("rel.nix") {
+            NetworkExpr::File(p) => assert!(p.is_absolute() && p.ends_with("rel.nix")),
+            other => panic!("{other:?}"),
+        }
+    }
 }
