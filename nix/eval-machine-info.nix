@@ -120,7 +120,7 @@ let
   # Names nixops refuses; reported before anything is evaluated with them.
   invalidNames = lib.filter
     (n: builtins.match "[a-zA-Z0-9_-][a-zA-Z0-9_.-]*" n == null)
-    (machineNames ++ lib.concatMap lib.attrNames (lib.attrValues resourcesByType));
+    (machineNames ++ lib.concatMap (lib.concatMap lib.attrNames) (lib.attrValues resourcesByType));
 
 in rec {
   inherit networks nodes resources;

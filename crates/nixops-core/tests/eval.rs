@@ -145,6 +145,15 @@ fn info_of_three_machines() {
     assert!(db.nixos_release.is_some());
     assert_eq!(db.virtualbox, serde_json::json!({}));
 
+    assert_eq!(
+        info.resources["sshKeyPairs"][&name("kp")],
+        serde_json::json!({})
+    );
+    assert_eq!(
+        info.resources["commandOutput"][&name("greeting")]["script"],
+        "echo greeting 3f1c2c1e-0000-4000-8000-000000000001"
+    );
+
     // The arguments reached the function-of-args network file.
     let motd = ev
         .show_option(
@@ -211,6 +220,38 @@ fn show_option_formats_and_defaults() {
         )
         .expect("show-option with physical");
     assert_eq!(with_phys, r#""198.18.0.12""#);
+
+    // The NixOS side of keys: a unit per key, the waiting unit, the activation snippet.
+    let units = ev
+        .show_option(&name("web1"), "systemd.services", OptionFormat::Json, None)
+        .expect("units");
+    let units: serde_json::Value = serde_json::from_str(&units).expect("json");
+    assert_eq!(units["nixops-keys"]["enable"], true);
+    assert_eq!(units["secret-key"]["serviceConfig"]["Restart"], "always");
+    assert!(units.get("cmd-key").is_some() && units.get("file-key").is_some());
+    let web2_units = ev
+        .show_option(
+            &name("web2"),
+            "systemd.services.nixops-keys.enable",
+            OptionFormat::Nix,
+            None,
+        )
+        .expect("units");
+    assert_eq!(web2_units.trim(), "false", "no keys, no waiting for them");
+    let act = ev
+        .show_option(
+            &name("web1"),
+            "system.activationScripts.nixops-keys.text",
+            OptionFormat::Json,
+            None,
+        )
+        .expect("activation");
+    let act: String = serde_json::from_str(&act).expect("json string");
+    assert!(act.contains("chown root:keys /run/keys"), "{act}");
+    assert!(
+        act.contains("if [ -f /run/keys/cmd ]; then chown nobody:root /run/keys/cmd; fi"),
+        "{act}"
+    );
 }
 
 #[test]
