@@ -5,6 +5,7 @@
 //! events, and errors are typed values that the CLI renders.
 
 pub mod events;
+pub mod eval;
 pub mod exec;
 pub mod generations;
 pub mod parallel;
