@@ -4,10 +4,14 @@
 //! deploy pipeline. It never prints: results are returned, progress is reported as
 //! events, and errors are typed values that the CLI renders.
 
-pub mod events;
+pub mod backend;
+pub mod deploy;
 pub mod eval;
+pub mod events;
 pub mod exec;
 pub mod generations;
+pub mod keys;
+pub mod names;
 pub mod parallel;
 pub mod ssh;
 pub mod state;

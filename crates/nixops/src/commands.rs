@@ -19,6 +19,7 @@ pub mod list;
 pub mod list_generations;
 pub mod modify;
 pub mod mount;
+pub mod nix_exprs;
 pub mod reboot;
 pub mod remove_backup;
 pub mod rename;

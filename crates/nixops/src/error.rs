@@ -8,6 +8,8 @@ use std::fmt;
 /// An error to show the user, with the exit code it maps to.
 #[derive(Debug)]
 pub struct CliError {
+    /// Printed as is before the `error:` line (e.g. Nix's own error message).
+    pub detail: Option<String>,
     pub message: String,
     pub hint: Option<String>,
     pub code: u8,
@@ -17,10 +19,16 @@ impl CliError {
     /// An ordinary failure: exit code 1.
     pub fn new(message: impl Into<String>) -> Self {
         CliError {
+            detail: None,
             message: message.into(),
             hint: None,
             code: 1,
         }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

@@ -6,8 +6,10 @@
 
 mod cli;
 mod commands;
+mod env_vars;
 mod error;
 mod render;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -15,6 +17,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::error::{CliError, CliResult};
+use crate::settings::Settings;
 
 /// The version `nixops --version` prints.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -24,6 +27,9 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => code,
         Err(err) => {
+            if let Some(detail) = &err.detail {
+                eprintln!("{}", detail.trim_end());
+            }
             eprintln!("error: {}", err.message);
             if let Some(hint) = &err.hint {
                 eprintln!("hint: {hint}");
@@ -34,6 +40,38 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> CliResult {
-    let _common = command.common();
-    Err(CliError::not_implemented(command.name()))
+    init_tracing(command.common().debug);
+    let settings = Settings::resolve(command.common())?;
+    use commands as c;
+    match &command {
+        Command::List(a) => c::list::run(a, &settings),
+        Command::Create(a) => c::create::run(a, &settings),
+        Command::Modify(a) => c::modify::run(a, &settings),
+        Command::Clone(a) => c::clone::run(a, &settings),
+        Command::Delete(a) => c::delete::run(a, &settings),
+        Command::Info(a) => c::info::run(a, &settings),
+        Command::SetArgs(a) => c::set_args::run(a, &settings),
+        Command::Rename(a) => c::rename::run(a, &settings),
+        Command::Export(a) => c::export::run(a, &settings),
+        Command::Import(a) => c::import::run(a, &settings),
+        Command::Edit(a) => c::edit::run(a, &settings),
+        Command::Deploy(a) => c::deploy::run(a, &settings),
+        _ => Err(CliError::not_implemented(command.name())),
+    }
+}
+
+/// Debug logs of the library go to stderr with `--debug` or `RUST_LOG`.
+fn init_tracing(debug: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match env_vars::get(env_vars::RUST_LOG) {
+        Some(f) => EnvFilter::new(f.to_string_lossy()),
+        None if debug => EnvFilter::new("debug"),
+        None => EnvFilter::new("warn"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
 }

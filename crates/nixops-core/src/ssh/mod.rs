@@ -675,6 +675,15 @@ impl SshSession {
         self.run_inner(remote, Some(stdin), &mut |_, _| {}, true)
     }
 
+    /// Run `remote` with `stdin` as its standard input, whatever its exit status.
+    pub fn run_unchecked_with_stdin(
+        &self,
+        remote: &Remote,
+        stdin: Vec<u8>,
+    ) -> Result<Output, SshError> {
+        self.run_inner(remote, Some(stdin), &mut |_, _| {}, false)
+    }
+
     fn run_inner(
         &self,
         remote: &Remote,

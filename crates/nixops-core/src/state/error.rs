@@ -44,6 +44,14 @@ pub enum StateError {
         /// The version found in `SchemaVersion`.
         version: i64,
     },
+    /// A deployment name that another deployment already has.
+    #[error("deployment name ‘{name}’ is already used by deployment ‘{uuid}’")]
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// The deployment that has it.
+        uuid: String,
+    },
     /// `-d` matched nothing (or the file has no deployment at all).
     #[error("could not find specified deployment in state file ‘{}’", path.display())]
     DeploymentNotFound {

@@ -534,8 +534,35 @@ impl StateFile {
         Ok(uuid)
     }
 
+    /// Create a deployment with `attrs` in one transaction (a new time-based UUID
+    /// unless `uuid` is given); returns its UUID. A name already used by another
+    /// deployment is refused.
+    pub fn create_deployment_with(
+        &self,
+        uuid: Option<&str>,
+        attrs: &[(&str, Option<String>)],
+    ) -> Result<String, StateError> {
+        let uuid = uuid.map_or_else(new_deployment_uuid, str::to_string);
+        for (name, value) in attrs {
+            if let (&depl_attr::NAME, Some(v)) = (name, value) {
+                validate_deployment_name(v)?;
+            }
+        }
+        self.write_tx(|c| {
+            if deployment_exists(c, &uuid)? {
+                return Err(StateError::DeploymentExists { uuid: uuid.clone() }.into());
+            }
+            check_name_free(c, attrs, &uuid)?;
+            c.execute("insert into Deployments(uuid) values (?)", [&uuid])?;
+            set_depl_attrs(c, &uuid, attrs.iter().map(|(n, v)| (*n, v.as_deref())))?;
+            Ok(())
+        })?;
+        Ok(uuid)
+    }
+
     /// Set (`Some`, stored text) or delete (`None`) deployment attributes in one
-    /// transaction. Setting `name` validates it.
+    /// transaction. Setting `name` validates it and refuses a name another
+    /// deployment already has.
     pub fn set_deployment_attrs(
         &self,
         uuid: &str,
@@ -548,6 +575,7 @@ impl StateFile {
         }
         self.write_tx(|c| {
             require_deployment(c, uuid)?;
+            check_name_free(c, attrs, uuid)?;
             set_depl_attrs(c, uuid, attrs.iter().map(|(n, v)| (*n, v.as_deref())))?;
             Ok(())
         })
@@ -567,6 +595,19 @@ impl StateFile {
         let new = new_deployment_uuid();
         self.write_tx(|c| {
             require_deployment(c, uuid)?;
+            // Without a new name the clone would share the original's, and `-d`
+            // could no longer tell them apart.
+            let name: Option<String> = match new_name {
+                Some(n) => Some(n.to_string()),
+                None => c
+                    .query_row(
+                        "select value from DeploymentAttrs where deployment = ? and name = ?",
+                        params![uuid, depl_attr::NAME],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
+            };
+            check_name_free(c, &[(depl_attr::NAME, name)], &new)?;
             c.execute("insert into Deployments(uuid) values (?)", [&new])?;
             c.execute(
                 "insert into DeploymentAttrs (deployment, name, value) select ?, name, value from DeploymentAttrs where deployment = ?",
@@ -780,6 +821,34 @@ impl From<StateError> for TxError {
     fn from(e: StateError) -> Self {
         Self::State(e)
     }
+}
+
+/// Refuse setting a `name` in `attrs` that a deployment other than `uuid` has.
+fn check_name_free(
+    c: &Connection,
+    attrs: &[(&str, Option<String>)],
+    uuid: &str,
+) -> Result<(), TxError> {
+    for (attr, value) in attrs {
+        let (&depl_attr::NAME, Some(name)) = (attr, value) else {
+            continue;
+        };
+        let other: Option<String> = c
+            .query_row(
+                "select deployment from DeploymentAttrs where name = ? and value = ? and deployment != ? limit 1",
+                params![depl_attr::NAME, name, uuid],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(other) = other {
+            return Err(StateError::DuplicateName {
+                name: name.clone(),
+                uuid: other,
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 fn deployment_exists(c: &Connection, uuid: &str) -> rusqlite::Result<bool> {

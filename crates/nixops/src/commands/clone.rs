@@ -11,3 +11,17 @@ pub struct Args {
     #[arg(long, short = 'n', value_name = "NAME")]
     pub name: Option<String>,
 }
+
+use std::process::ExitCode;
+
+use crate::error::CliResult;
+use crate::settings::Settings;
+
+pub fn run(args: &Args, settings: &Settings) -> CliResult {
+    let state = settings.open_state()?;
+    let depl = settings.select(&state)?;
+    let uuid = state.clone_deployment(&depl.uuid, args.name.as_deref())?;
+    eprintln!("created deployment ‘{uuid}’");
+    println!("{uuid}");
+    Ok(ExitCode::SUCCESS)
+}

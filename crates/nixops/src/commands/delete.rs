@@ -15,3 +15,31 @@ pub struct Args {
     #[arg(long)]
     pub all: bool,
 }
+
+use std::process::ExitCode;
+
+use nixops_core::generations::{self, Profile};
+
+use crate::error::CliResult;
+use crate::settings::Settings;
+
+pub fn run(args: &Args, settings: &Settings) -> CliResult {
+    let state = settings.open_state()?;
+    let depls = settings.select_many(&state, args.all)?;
+    for depl in &depls {
+        let _lock = settings.lock(depl, "delete")?;
+        state.delete_deployment(&depl.uuid, args.force)?;
+        let profile = Profile::new(
+            std::path::Path::new(generations::PROFILES_DIR),
+            &generations::user_name(),
+            &depl.uuid,
+        );
+        profile.remove_all().map_err(|e| {
+            crate::error::CliError::new(format!(
+                "cannot remove profile ‘{}’: {e}",
+                profile.path().display()
+            ))
+        })?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

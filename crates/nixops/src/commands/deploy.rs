@@ -66,3 +66,90 @@ pub struct Args {
     #[command(flatten)]
     pub opts: DeploymentOptions,
 }
+
+use std::process::ExitCode;
+
+use nixops_core::deploy::{DeployError, DeployOptions, Deployer, SharedState, SshSettings};
+use nixops_core::generations::{self, Profile};
+
+use crate::error::{CliError, CliResult};
+use crate::render::log::LogRenderer;
+use crate::settings::Settings;
+
+pub fn run(args: &Args, settings: &Settings) -> CliResult {
+    if args.evaluate_only {
+        return Err(CliError::new(
+            "--evaluate-only was removed as it's the same as --dry-run",
+        ));
+    }
+    if args.plan_only {
+        return Err(CliError::new(
+            "‘--plan-only’ is not implemented yet: no backend here has a plan",
+        ));
+    }
+    let opts = DeployOptions {
+        include: args.opts.include.clone(),
+        exclude: args.opts.exclude.clone(),
+        kill_obsolete: args.kill_obsolete,
+        dry_run: args.dry_run,
+        build_only: args.build_only,
+        create_only: args.create_only,
+        copy_only: args.copy_only,
+        dry_activate: args.dry_activate,
+        test: args.test,
+        boot: args.boot,
+        repair: args.repair,
+        always_activate: args.always_activate,
+        check: args.opts.check,
+        allow_reboot: args.opts.allow_reboot,
+        force_reboot: args.opts.force_reboot,
+        no_sync: args.opts.no_sync,
+        max_concurrent_copy: args.opts.max_concurrent_copy,
+        max_concurrent_activate: args.opts.max_concurrent_activate,
+    };
+    let state = settings.open_state()?;
+    let depl = settings.select(&state)?;
+    let _lock = settings.lock(&depl, "deploy")?;
+    let evaluator = settings.evaluator(&depl)?;
+    let mut names: Vec<(i64, String)> = depl
+        .resources
+        .iter()
+        .map(|r| (r.index().unwrap_or(i64::MAX), r.name.clone()))
+        .collect();
+    names.sort();
+    let names: Vec<String> = names.into_iter().map(|(_, n)| n).collect();
+    let mut renderer = LogRenderer::new(&names, settings.debug);
+    if let Some(path) = &args.events {
+        renderer = renderer.with_json(crate::render::log::open_events(path)?);
+    }
+    let shared = SharedState::new(state, depl.uuid.clone());
+    let deployer = Deployer {
+        state: &shared,
+        evaluator: &evaluator,
+        ssh: SshSettings::default(),
+        reporter: &renderer,
+        profile: Profile::new(
+            std::path::Path::new(generations::PROFILES_DIR),
+            &generations::user_name(),
+            &depl.uuid,
+        ),
+    };
+    let summary = deployer.deploy(&opts).map_err(deploy_error)?;
+    let failed = summary.failed();
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let total = summary.machines.len();
+    let mut message = format!("{} of {total} machines failed:", failed.len());
+    for (machine, reason) in failed {
+        message.push_str(&format!("\n  * {machine}: {reason}"));
+    }
+    Err(CliError::new(message))
+}
+
+fn deploy_error(err: DeployError) -> CliError {
+    match err {
+        DeployError::Eval(e) => e.into(),
+        other => CliError::new(other.to_string()),
+    }
+}

@@ -11,3 +11,19 @@ pub struct Args {
     #[arg(long)]
     pub all: bool,
 }
+
+use std::process::ExitCode;
+
+use crate::error::CliResult;
+use crate::settings::Settings;
+
+pub fn run(args: &Args, settings: &Settings) -> CliResult {
+    let state = settings.open_state()?;
+    let uuids = if args.all {
+        state.uuids()?
+    } else {
+        vec![state.find_deployment(settings.deployment.as_deref())?]
+    };
+    println!("{}", state.export(&uuids)?);
+    Ok(ExitCode::SUCCESS)
+}

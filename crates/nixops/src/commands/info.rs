@@ -23,3 +23,195 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 }
+
+use std::process::ExitCode;
+
+use nixops_core::backend::is_machine_type;
+use nixops_core::generations::{self, Profile};
+use nixops_core::names::natural_cmp;
+use nixops_core::state::{DeploymentRecord, ResourceRecord};
+
+use crate::error::CliResult;
+use crate::render::table::{Align, Table};
+use crate::settings::Settings;
+
+/// What evaluation knows about a deployment's machines: their names and types.
+/// `None` when the deployment was not evaluated (`--no-eval`, or it failed).
+pub type Definitions = Option<Vec<(String, String)>>;
+
+/// One row of the table.
+#[derive(Debug, serde::Serialize)]
+struct Row {
+    deployment: String,
+    name: String,
+    status: String,
+    #[serde(rename = "type")]
+    type_: String,
+    resource_id: String,
+    public_ipv4: String,
+    private_ipv4: String,
+}
+
+pub fn run(args: &Args, settings: &Settings) -> CliResult {
+    let state = settings.open_state()?;
+    let depls = settings.select_many(&state, args.all)?;
+    let mut out = String::new();
+    let mut json = Vec::new();
+    let mut rows = Vec::new();
+    for depl in &depls {
+        let defs: Definitions = None;
+        let depl_rows = rows_of(depl, &defs);
+        if args.json {
+            json.push(serde_json::json!({
+                "uuid": depl.uuid,
+                "name": depl.name(),
+                "description": depl.description(),
+                "nixExprs": depl.nix_exprs()?,
+                "nixPath": depl.nix_path()?,
+                "args": depl.args()?,
+                "configsPath": depl.configs_path(),
+                "machines": depl_rows,
+            }));
+        } else if !args.plain && !args.all {
+            out.push_str(&header(depl)?);
+        }
+        rows.extend(depl_rows);
+    }
+    if args.json {
+        let value = if args.all {
+            serde_json::Value::Array(json)
+        } else {
+            json.pop().unwrap_or_default()
+        };
+        println!("{value:#}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.plain {
+        for r in &rows {
+            let mut fields: Vec<&str> = Vec::with_capacity(8);
+            if args.all {
+                fields.push(&r.deployment);
+            }
+            fields.extend([
+                r.name.as_str(),
+                &r.status,
+                &r.type_,
+                &r.resource_id,
+                &r.public_ipv4,
+                &r.private_ipv4,
+            ]);
+            out.push_str(&fields.join("\t"));
+            out.push('\n');
+        }
+        print!("{out}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut columns = vec![
+        ("Name", Align::Left),
+        ("Status", Align::Center),
+        ("Type", Align::Left),
+        ("Resource Id", Align::Left),
+        ("IP address", Align::Left),
+    ];
+    if args.all {
+        columns.insert(0, ("Deployment", Align::Left));
+    }
+    let mut table = Table::new(&columns);
+    for r in rows {
+        let ip = if r.public_ipv4.is_empty() {
+            r.private_ipv4
+        } else {
+            r.public_ipv4
+        };
+        let mut cells = vec![r.name, r.status, r.type_, r.resource_id, ip];
+        if args.all {
+            cells.insert(0, r.deployment);
+        }
+        table.push(cells);
+    }
+    out.push_str(&table.render());
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn header(depl: &DeploymentRecord) -> Result<String, crate::error::CliError> {
+    let mut h = format!(
+        "Network name: {}\nNetwork UUID: {}\nNetwork description: {}\nNix expressions: {}\n",
+        depl.name().unwrap_or("(none)"),
+        depl.uuid,
+        depl.description(),
+        depl.nix_exprs()?.join(" "),
+    );
+    let nix_path = depl.nix_path()?;
+    if !nix_path.is_empty() {
+        let flags: Vec<String> = nix_path.iter().map(|p| format!("-I {p}")).collect();
+        h.push_str(&format!("Nix path: {}\n", flags.join(" ")));
+    }
+    if depl.rollback_enabled() {
+        let profile = Profile::new(
+            std::path::Path::new(generations::PROFILES_DIR),
+            &generations::user_name(),
+            &depl.uuid,
+        );
+        h.push_str(&format!("Nix profile: {}\n", profile.path().display()));
+    }
+    let args = depl.args()?;
+    if !args.is_empty() {
+        let pairs: Vec<String> = args.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        h.push_str(&format!("Nix arguments: {}\n", pairs.join(", ")));
+    }
+    h.push('\n');
+    Ok(h)
+}
+
+/// The rows of one deployment: every resource in state and every definition,
+/// sorted by type, then name in natural order.
+fn rows_of(depl: &DeploymentRecord, defs: &Definitions) -> Vec<Row> {
+    let mut names: Vec<(&str, &str)> = depl
+        .resources
+        .iter()
+        .map(|r| (r.type_.as_str(), r.name.as_str()))
+        .collect();
+    if let Some(defs) = defs {
+        for (name, type_) in defs {
+            if depl.resource(name).is_none() {
+                names.push((type_, name));
+            }
+        }
+    }
+    names.sort_by(|a, b| a.0.cmp(b.0).then_with(|| natural_cmp(a.1, b.1)));
+    names
+        .into_iter()
+        .map(|(type_, name)| {
+            let res = depl.resource(name);
+            let defined = defs.as_ref().map(|d| d.iter().any(|(n, _)| n == name));
+            Row {
+                deployment: depl.name_or_uuid().to_owned(),
+                name: name.to_owned(),
+                status: status(depl, res, defined),
+                type_: res.map_or(type_, |r| r.type_.as_str()).to_owned(),
+                resource_id: res.and_then(|r| r.vm_id()).unwrap_or("").to_owned(),
+                public_ipv4: res.and_then(|r| r.public_ipv4()).unwrap_or("").to_owned(),
+                private_ipv4: res.and_then(|r| r.private_ipv4()).unwrap_or("").to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// NixOps' status column (V1 rules). `defined` is `None` without evaluation.
+fn status(depl: &DeploymentRecord, res: Option<&ResourceRecord>, defined: Option<bool>) -> String {
+    let Some(res) = res else {
+        return "Missing".to_owned();
+    };
+    let state = res.state().name();
+    if !is_machine_type(&res.type_) {
+        return state.to_owned();
+    }
+    let config = match (defined, res.obsolete()) {
+        (Some(false), _) | (None, true) => "Obsolete",
+        (Some(true), true) => "Revived",
+        _ if depl.configs_path() != res.configs_path() => "Outdated",
+        _ => "Up-to-date",
+    };
+    format!("{state} / {config}")
+}

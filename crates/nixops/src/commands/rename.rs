@@ -15,3 +15,20 @@ pub struct Args {
     #[arg(value_name = "TO")]
     pub new_name: String,
 }
+
+use std::process::ExitCode;
+
+use crate::error::CliResult;
+use crate::settings::Settings;
+
+pub fn run(args: &Args, settings: &Settings) -> CliResult {
+    let state = settings.open_state()?;
+    let depl = settings.select(&state)?;
+    let _lock = settings.lock(&depl, "rename")?;
+    eprintln!(
+        "renaming resource ‘{}’ to ‘{}’...",
+        args.current_name, args.new_name
+    );
+    state.rename_resource(&depl.uuid, &args.current_name, &args.new_name)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -25,7 +25,8 @@ impl LogRenderer {
     /// `machines` are all names known to the deployment, in index order; they fix
     /// the prefix width and colours.
     pub fn new(machines: &[String], debug: bool) -> Self {
-        let use_colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let use_colour = std::io::stderr().is_terminal()
+            && crate::env_vars::get(crate::env_vars::NO_COLOR).is_none();
         LogRenderer {
             width: machines
                 .iter()
@@ -118,6 +119,19 @@ impl Reporter for LogRenderer {
             let _ = writeln!(err, "{line}");
         }
     }
+}
+
+/// The sink for `--events FILE` (`-` is stdout).
+pub fn open_events(
+    path: &std::path::Path,
+) -> Result<Box<dyn Write + Send>, crate::error::CliError> {
+    if path == std::path::Path::new("-") {
+        return Ok(Box::new(std::io::stdout()));
+    }
+    let file = std::fs::File::create(path).map_err(|e| {
+        crate::error::CliError::new(format!("cannot write events to ‘{}’: {e}", path.display()))
+    })?;
+    Ok(Box::new(std::io::LineWriter::new(file)))
 }
 
 #[cfg(test)]

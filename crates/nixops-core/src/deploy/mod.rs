@@ -1,0 +1,584 @@
+//! `nixops deploy`: evaluate, reconcile the state with the network, build every
+//! selected machine in one Nix invocation, then copy and activate each machine as
+//! soon as its closure is ready.
+//!
+//! Machines proceed independently: one machine's failure never stops the others,
+//! every result is collected, and the state records each machine's result right
+//! when it happens. This module prints nothing; it reports [`Event`]s.
+
+mod machine;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+use crate::backend::{self, none};
+use crate::eval::{EvalError, Evaluator, MachineInfo, MachineName, NetworkInfo, PhysicalMachine};
+use crate::events::{Event, Phase, Reporter, Status};
+use crate::generations::{GenerationError, Profile};
+use crate::parallel::{self, Limit};
+use crate::ssh::SshSession;
+use crate::state::{depl_attr, AttrValue, DeploymentRecord, ResourceRecord, StateError, StateFile};
+
+pub use machine::{MachineOutcome, SshSettings};
+
+/// The options of `nixops deploy` (and of `rollback`, which shares the second half).
+#[derive(Clone, Debug, Default)]
+pub struct DeployOptions {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub kill_obsolete: bool,
+    pub dry_run: bool,
+    pub build_only: bool,
+    pub create_only: bool,
+    pub copy_only: bool,
+    pub dry_activate: bool,
+    /// `switch-to-configuration test`: activate without setting the system profile.
+    pub test: bool,
+    /// `switch-to-configuration boot`: set the profile, activate at next boot.
+    pub boot: bool,
+    pub repair: bool,
+    pub always_activate: bool,
+    /// Do not trust the recorded state: always connect and copy.
+    pub check: bool,
+    pub allow_reboot: bool,
+    pub force_reboot: bool,
+    pub no_sync: bool,
+    /// NixOps' convention: negative means unlimited.
+    pub max_concurrent_copy: i64,
+    pub max_concurrent_activate: i64,
+}
+
+impl DeployOptions {
+    /// NixOps' `should_do`: not excluded, and included if there is an include list.
+    pub fn selects(&self, name: &str) -> bool {
+        !self.exclude.iter().any(|e| e == name)
+            && (self.include.is_empty() || self.include.iter().any(|i| i == name))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Generation(#[from] GenerationError),
+    #[error("the type of resource ‘{name}’ changed from ‘{old}’ to ‘{new}’, which is currently unsupported")]
+    TypeChanged {
+        name: String,
+        old: String,
+        new: String,
+    },
+    #[error("cannot create a temporary directory")]
+    TempDir(#[source] std::io::Error),
+    #[error("cannot generate an SSH key pair for machine ‘{machine}’")]
+    KeyPair {
+        machine: String,
+        #[source]
+        source: crate::exec::ExecError,
+    },
+}
+
+/// How a deploy ended for each machine it touched.
+#[derive(Debug, Default)]
+pub struct DeploySummary {
+    /// Per selected machine, in name order.
+    pub machines: Vec<(String, MachineOutcome)>,
+    /// The built `nixops-machines` directory (none for a dry run).
+    pub configs_path: Option<PathBuf>,
+}
+
+impl DeploySummary {
+    pub fn failed(&self) -> Vec<(&str, &str)> {
+        self.machines
+            .iter()
+            .filter_map(|(m, o)| match o {
+                MachineOutcome::Failed(reason) => Some((m.as_str(), reason.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The state file, shared by the machine threads; every write is its own
+/// transaction, made right after the fact it records.
+pub struct SharedState {
+    state: Mutex<StateFile>,
+    pub uuid: String,
+}
+
+impl SharedState {
+    pub fn new(state: StateFile, uuid: String) -> Self {
+        SharedState {
+            state: Mutex::new(state),
+            uuid,
+        }
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&StateFile) -> T) -> T {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        f(&state)
+    }
+
+    pub fn load(&self) -> Result<DeploymentRecord, StateError> {
+        self.with(|s| s.load(&self.uuid))
+    }
+
+    pub fn set_resource_attrs(
+        &self,
+        id: i64,
+        attrs: &[(&str, Option<String>)],
+    ) -> Result<(), StateError> {
+        self.with(|s| s.set_resource_attrs(id, attrs))
+    }
+
+    pub fn into_inner(self) -> StateFile {
+        self.state.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Everything a deploy needs besides its options.
+pub struct Deployer<'a> {
+    pub state: &'a SharedState,
+    pub evaluator: &'a Evaluator,
+    pub ssh: SshSettings,
+    pub reporter: &'a dyn Reporter,
+    /// The rollback profile of this deployment.
+    pub profile: Profile,
+}
+
+impl Deployer<'_> {
+    fn report(&self, event: Event) {
+        self.reporter.report(event);
+    }
+
+    fn log(&self, phase: Phase, message: impl Into<String>) {
+        self.report(Event::new(None, phase, Status::Log).message(message));
+    }
+
+    /// Evaluate the network and bring the state in line with it: new machines get
+    /// a row, vanished ones are marked obsolete (and destroyed with
+    /// `--kill-obsolete`), every machine gets an index.
+    pub fn evaluate(&self, opts: &DeployOptions) -> Result<NetworkInfo, DeployError> {
+        self.report(Event::new(None, Phase::Evaluate, Status::Started));
+        let info = self.evaluator.info()?;
+        let uuid = &self.state.uuid;
+        self.state.with(|s| {
+            s.set_deployment_attrs(
+                uuid,
+                &[
+                    (
+                        depl_attr::DESCRIPTION,
+                        info.network
+                            .description
+                            .clone()
+                            .filter(|d| d != crate::state::DEFAULT_DESCRIPTION),
+                    ),
+                    (
+                        depl_attr::ROLLBACK_ENABLED,
+                        info.network.enable_rollback.then(|| "1".to_owned()),
+                    ),
+                ],
+            )
+        })?;
+        let depl = self.state.load()?;
+        for (name, def) in &info.machines {
+            match depl.resource(name.as_str()) {
+                None => {
+                    self.state
+                        .with(|s| s.add_resource(uuid, name.as_str(), &def.target_env))?;
+                }
+                Some(r) if r.type_ != def.target_env => {
+                    return Err(DeployError::TypeChanged {
+                        name: name.to_string(),
+                        old: r.type_.clone(),
+                        new: def.target_env.clone(),
+                    })
+                }
+                Some(r) if r.obsolete() => {
+                    self.log(
+                        Phase::Evaluate,
+                        format!("resource ‘{name}’ is no longer obsolete"),
+                    );
+                    self.state.set_resource_attrs(r.id, &[("obsolete", None)])?;
+                }
+                Some(_) => {}
+            }
+        }
+        let depl = self.state.load()?;
+        for r in &depl.resources {
+            let defined = MachineName::new(&r.name)
+                .map(|n| info.machines.contains_key(&n))
+                .unwrap_or(false);
+            if defined || !backend::is_machine_type(&r.type_) {
+                continue;
+            }
+            if !r.obsolete() {
+                self.log(
+                    Phase::Evaluate,
+                    format!("resource ‘{}’ is obsolete", r.name),
+                );
+                self.state
+                    .set_resource_attrs(r.id, &[("obsolete", Some("1".to_owned()))])?;
+            }
+            if opts.kill_obsolete && opts.selects(&r.name) {
+                self.log(Phase::Destroy, format!("destroying ‘{}’...", r.name));
+                self.state.with(|s| s.delete_resource(r.id))?;
+            }
+        }
+        // Stable small indices (log colours), assigned once.
+        let depl = self.state.load()?;
+        let next = depl
+            .resources
+            .iter()
+            .filter_map(ResourceRecord::index)
+            .max()
+            .map_or(0, |m| m + 1);
+        let unindexed = depl
+            .resources
+            .iter()
+            .filter(|r| r.index().is_none() && !r.obsolete());
+        for (r, index) in unindexed.zip(next..) {
+            self.state
+                .set_resource_attrs(r.id, &[("index", Some(index.to_string()))])?;
+        }
+        self.report(Event::new(None, Phase::Evaluate, Status::Succeeded));
+        Ok(info)
+    }
+
+    /// The physical network expression from the state of the active machines.
+    pub fn physical(&self, depl: &DeploymentRecord, info: &NetworkInfo) -> Vec<PhysicalMachine> {
+        depl.resources
+            .iter()
+            .filter(|r| backend::is_machine_type(&r.type_) && !r.obsolete())
+            .filter(|r| {
+                MachineName::new(&r.name)
+                    .map(|n| info.machines.contains_key(&n))
+                    .unwrap_or(false)
+            })
+            .map(|r| PhysicalMachine {
+                name: r.name.clone(),
+                public_ipv4: r.public_ipv4().map(str::to_owned),
+                private_ipv4: r.private_ipv4().map(str::to_owned),
+                authorized_key: r.attr(none::attr::PUBLIC_KEY).map(str::to_owned),
+                host_key: None,
+                state_version: r.attr("stateVersion").map(str::to_owned),
+            })
+            .collect()
+    }
+
+    /// Record what each selected machine's definition says (NixOps'
+    /// `set_common_state` and the backend's `create`): target, port, keys, and for
+    /// `none` machines a provisioned SSH key pair.
+    fn create(
+        &self,
+        selected: &[(ResourceRecord, MachineInfo)],
+        tmp: &Path,
+    ) -> Result<(), DeployError> {
+        for (r, def) in selected {
+            let keys = serde_json::to_value(&def.keys).expect("invariant: keys serialise");
+            let mut attrs: Vec<(&str, Option<String>)> = vec![
+                ("targetHost", Some(def.target_host.clone())),
+                (
+                    "targetPort",
+                    (def.target_port != 22).then(|| def.target_port.to_string()),
+                ),
+                (
+                    "targetUser",
+                    (def.target_user != "root").then(|| def.target_user.clone()),
+                ),
+                (
+                    "sshOptions",
+                    (!def.ssh_options.is_empty())
+                        .then(|| AttrValue::Json(serde_json::json!(def.ssh_options)).encode())
+                        .flatten(),
+                ),
+                (
+                    "hasFastConnection",
+                    def.has_fast_connection.then(|| "1".to_owned()),
+                ),
+                ("publicIpv4", def.public_ipv4.clone()),
+                (
+                    "keys",
+                    (!def.keys.is_empty())
+                        .then(|| AttrValue::Json(keys.clone()).encode())
+                        .flatten(),
+                ),
+            ];
+            if r.creation_time().is_none() {
+                attrs.push(("creationTime", Some(now().to_string())));
+            }
+            if r.vm_id().is_none() {
+                if def.provision_ssh_key && r.attr(none::attr::PUBLIC_KEY).is_none() {
+                    let pair =
+                        none::generate_key_pair(tmp, &format!("NixOps client key for {}", r.name))
+                            .map_err(|source| DeployError::KeyPair {
+                                machine: r.name.clone(),
+                                source,
+                            })?;
+                    attrs.push((none::attr::PRIVATE_KEY, Some(pair.private)));
+                    attrs.push((none::attr::PUBLIC_KEY, Some(pair.public)));
+                }
+                attrs.push((
+                    "vmId",
+                    Some(format!("nixops-{}-{}", self.state.uuid, r.name)),
+                ));
+            }
+            self.state.set_resource_attrs(r.id, &attrs)?;
+        }
+        Ok(())
+    }
+
+    /// Run the whole pipeline.
+    pub fn deploy(&self, opts: &DeployOptions) -> Result<DeploySummary, DeployError> {
+        let info = self.evaluate(opts)?;
+        let tmp = tempfile::Builder::new()
+            .prefix("nixops-deploy-")
+            .tempdir()
+            .map_err(DeployError::TempDir)?;
+        let depl = self.state.load()?;
+        let mut selected: Vec<(ResourceRecord, MachineInfo)> = Vec::new();
+        let mut summary = DeploySummary::default();
+        for (name, def) in &info.machines {
+            if !opts.selects(name.as_str()) {
+                continue;
+            }
+            let Some(r) = depl.resource(name.as_str()) else {
+                continue;
+            };
+            if def.target_env != "none" {
+                summary.machines.push((
+                    name.to_string(),
+                    MachineOutcome::Failed(format!(
+                        "the ‘{}’ backend is not implemented yet",
+                        def.target_env
+                    )),
+                ));
+                continue;
+            }
+            selected.push((r.clone(), def.clone()));
+        }
+
+        if !opts.dry_run && !opts.build_only {
+            self.report(Event::new(None, Phase::Create, Status::Started));
+            self.create(&selected, tmp.path())?;
+            if opts.create_only {
+                return Ok(summary);
+            }
+        }
+
+        // First contact: learn the host key and the NixOS version before the
+        // build, since the version goes into the physical expression.
+        let mut sessions: BTreeMap<String, SshSession> = BTreeMap::new();
+        if !opts.dry_run && !opts.build_only {
+            let (fresh, known): (Vec<_>, Vec<_>) =
+                selected.into_iter().partition(|(r, _)| !r.ssh_pinged());
+            selected = known;
+            let contacted = parallel::for_each(fresh, |(r, def)| {
+                let result = self.first_contact(&r, tmp.path());
+                (r, def, result)
+            });
+            for (r, def, result) in contacted {
+                match result {
+                    Ok(session) => {
+                        sessions.insert(r.name.clone(), session);
+                        selected.push((r, def));
+                    }
+                    Err(reason) => {
+                        self.report(
+                            Event::new(Some(&r.name), Phase::Connect, Status::Failed)
+                                .error(reason.clone()),
+                        );
+                        summary
+                            .machines
+                            .push((r.name, MachineOutcome::Failed(reason)));
+                    }
+                }
+            }
+            selected.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        }
+
+        let depl = self.state.load()?;
+        let physical = crate::eval::physical::render(&self.physical(&depl, &info))
+            .map_err(|e| DeployError::Eval(EvalError::Physical(e)))?;
+        let names: Vec<MachineName> = selected
+            .iter()
+            .filter_map(|(r, _)| MachineName::new(&r.name).ok())
+            .collect();
+
+        if opts.dry_run || opts.build_only || names.is_empty() {
+            let configs = self.build(&names, &physical, opts)?;
+            summary.configs_path = configs;
+            return Ok(summary);
+        }
+
+        // Build while the machines connect: the build runs here, every machine
+        // waits for it on its own thread, then copies and activates.
+        let build_result: BuildSlot = BuildSlot::default();
+        let copy_limit = Limit::from_nixops(opts.max_concurrent_copy);
+        let activate_limit = Limit::from_nixops(opts.max_concurrent_activate);
+        let records: BTreeMap<String, ResourceRecord> = depl
+            .resources
+            .iter()
+            .map(|r| (r.name.clone(), r.clone()))
+            .collect();
+        let tasks: Vec<(ResourceRecord, MachineInfo, Option<SshSession>)> = selected
+            .into_iter()
+            .map(|(r, def)| {
+                let session = sessions.remove(&r.name);
+                (records.get(&r.name).cloned().unwrap_or(r), def, session)
+            })
+            .collect();
+        let (outcomes, built) = std::thread::scope(|scope| {
+            let machines = scope.spawn(|| {
+                parallel::for_each(tasks, |(record, def, session)| {
+                    let ctx = machine::MachineTask {
+                        session,
+                        deployer: self,
+                        opts,
+                        record,
+                        def,
+                        tmp: tmp.path(),
+                        build: &build_result,
+                        copy_limit: &copy_limit,
+                        activate_limit: &activate_limit,
+                    };
+                    let name = ctx.record.name.clone();
+                    (name, ctx.run())
+                })
+            });
+            let built = self.build(&names, &physical, opts);
+            build_result.set(match &built {
+                Ok(Some(p)) => Ok(p.clone()),
+                Ok(None) => Err("the build produced no output".to_owned()),
+                Err(e) => Err(e.to_string()),
+            });
+            let outcomes = match machines.join() {
+                Ok(o) => o,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            (outcomes, built)
+        });
+        summary.configs_path = built?;
+        summary.machines.extend(outcomes);
+        summary.machines.sort_by(|a, b| a.0.cmp(&b.0));
+        if summary.failed().is_empty() {
+            self.report(
+                Event::new(None, Phase::Deploy, Status::Succeeded).message(format!(
+                    "{}> deployment finished successfully",
+                    self.depl_label(&depl)
+                )),
+            );
+        }
+        Ok(summary)
+    }
+
+    /// Connect to a machine never reached before, pin its host key, and record
+    /// its NixOS version.
+    fn first_contact(&self, r: &ResourceRecord, tmp: &Path) -> Result<SshSession, String> {
+        self.report(
+            Event::new(Some(&r.name), Phase::Connect, Status::Started)
+                .message("waiting for SSH..."),
+        );
+        let session = machine::session_for(r, &self.ssh, tmp).map_err(|e| e.to_string())?;
+        machine::connect(&session, r, self).map_err(|e| e.to_string())?;
+        if r.attr("stateVersion").is_none() {
+            match machine::state_version(&session) {
+                Some(v) => {
+                    self.report(
+                        Event::new(Some(&r.name), Phase::Connect, Status::Log)
+                            .message(format!("setting state version to {v}")),
+                    );
+                    self.state
+                        .set_resource_attrs(r.id, &[("stateVersion", Some(v))])
+                        .map_err(|e| e.to_string())?;
+                }
+                None => self.report(
+                    Event::new(Some(&r.name), Phase::Connect, Status::Warning)
+                        .message("cannot determine NixOS version"),
+                ),
+            }
+        }
+        Ok(session)
+    }
+
+    fn depl_label(&self, depl: &DeploymentRecord) -> String {
+        depl.name().unwrap_or("unnamed").to_owned()
+    }
+
+    /// One `nix-build` of all selected machines; records `configsPath` and the
+    /// rollback generation.
+    fn build(
+        &self,
+        names: &[MachineName],
+        physical: &str,
+        opts: &DeployOptions,
+    ) -> Result<Option<PathBuf>, DeployError> {
+        self.report(
+            Event::new(None, Phase::Build, Status::Started)
+                .message("building all machine configurations..."),
+        );
+        let reporter = self.reporter;
+        let mut on_line = |line: &str| {
+            reporter.report(Event::new(None, Phase::Build, Status::Log).message(line));
+        };
+        let configs =
+            self.evaluator
+                .build(names, physical, opts.dry_run, opts.repair, &mut on_line)?;
+        if let Some(configs) = &configs {
+            let depl = self.state.load()?;
+            if depl.rollback_enabled() {
+                self.profile.set(configs)?;
+            }
+            self.state.with(|s| {
+                s.set_deployment_attrs(
+                    &self.state.uuid,
+                    &[(
+                        depl_attr::CONFIGS_PATH,
+                        Some(configs.to_string_lossy().into_owned()),
+                    )],
+                )
+            })?;
+            self.report(
+                Event::new(None, Phase::Build, Status::Succeeded)
+                    .store_path(configs.to_string_lossy()),
+            );
+        }
+        Ok(configs)
+    }
+}
+
+/// The result of the one build, awaited by every machine.
+#[derive(Default)]
+pub struct BuildSlot {
+    result: Mutex<Option<Result<PathBuf, String>>>,
+    ready: Condvar,
+}
+
+impl BuildSlot {
+    fn set(&self, result: Result<PathBuf, String>) {
+        let mut slot = self.result.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Some(result);
+        self.ready.notify_all();
+    }
+
+    /// Wait for the build; `Err` carries why it failed.
+    pub fn wait(&self) -> Result<PathBuf, String> {
+        let mut slot = self.result.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(r) = &*slot {
+                return r.clone();
+            }
+            slot = self.ready.wait(slot).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
