@@ -291,7 +291,8 @@ impl Cmd {
     }
 
     /// Run with the terminal: stdin, stdout and stderr inherited (for `nixops ssh`).
-    /// Returns the exit code (128 + N for death by signal N).
+    /// Returns the exit code (128 + N for death by signal N). Bytes set with
+    /// [`Cmd::stdin_bytes`] are not used: the terminal is the input.
     pub fn run_interactive(&self) -> Result<i32, ExecError> {
         tracing::debug!(cmd = %self, "running interactively");
         let status = self

@@ -12,7 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nixops_core::exec::Stream;
-use nixops_core::ssh::{HostKeys, Remote, SessionOptions, SshError, SshSession, SshTarget};
+use nixops_core::ssh::{
+    interactive_ssh, scp_cmd, ssh_for_each_cmd, HostKeys, Remote, ScpDirection, SessionOptions,
+    SshError, SshSession, SshTarget,
+};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -77,7 +80,8 @@ impl Sshd {
              AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
              PidFile {d}/sshd.pid\nPermitRootLogin prohibit-password\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-             LogLevel INFO\nMaxStartups 100\nMaxSessions 100\n",
+             LogLevel INFO\nMaxStartups 100\nMaxSessions 100\n\
+             Subsystem sftp internal-sftp\n",
             port = self.port,
             d = d.display()
         );
@@ -488,4 +492,52 @@ fn an_unknown_host_is_refused_without_a_prompt() {
         other => panic!("expected HostKeyRejected, got {other:?}"),
     }
     assert_eq!(sshd.accepted_logins(), 0);
+}
+
+#[test]
+fn user_facing_commands_work_over_the_master() {
+    let sshd = Sshd::start();
+    let session = sshd.session("web1", HostKeys::Learn);
+    session.connect().expect("master up");
+
+    // `nixops ssh web1 -- exit 5`: the exit status is the command's.
+    let code = interactive_ssh(&session, &["-q", "--", "exit", "5"])
+        .run_interactive()
+        .expect("ssh runs");
+    assert_eq!(code, 5);
+
+    // `ssh-for-each`: words are joined and interpreted by the remote shell, like ssh.
+    let out = ssh_for_each_cmd(&session, &["echo", "$((6 * 7))"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.stdout_text(), "42");
+
+    // `scp --to` then `scp --from`, a directory recursively.
+    let local = sshd.path("local");
+    fs::create_dir(&local).expect("mkdir");
+    fs::write(local.join("f"), "content").expect("write");
+    let remote = sshd.path("remote");
+    scp_cmd(
+        &session,
+        ScpDirection::To,
+        &local.to_string_lossy(),
+        &remote.to_string_lossy(),
+    )
+    .output()
+    .expect("scp --to");
+    let back = sshd.path("back");
+    scp_cmd(
+        &session,
+        ScpDirection::From,
+        &remote.to_string_lossy(),
+        &back.to_string_lossy(),
+    )
+    .output()
+    .expect("scp --from");
+    assert_eq!(
+        fs::read_to_string(back.join("f")).expect("copied"),
+        "content"
+    );
+
+    assert_eq!(sshd.accepted_logins(), 1, "{}", sshd.log());
 }

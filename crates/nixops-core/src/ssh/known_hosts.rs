@@ -16,9 +16,9 @@ pub fn host_pattern(host: &str, port: Option<u16>) -> String {
     }
 }
 
-/// Render pinned key lines (`"ssh-ed25519 AAAA... comment"`) as known_hosts lines for
-/// `pattern`. Blank lines are skipped; a leading host field already present is kept
-/// out by taking only the key type and the key.
+/// Render pinned key lines (`"<type> <base64> [comment]"`, e.g. the contents of a
+/// `.pub` file) as known_hosts lines for `pattern`. Blank lines are skipped and
+/// comments dropped.
 pub fn render(pattern: &str, keys: &[String]) -> String {
     let mut out = String::new();
     for key in keys {
