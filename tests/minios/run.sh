@@ -42,6 +42,14 @@ expect_error() {
   done
 }
 
+echo "== package set"
+pk=$(build pkgs.nix -A joined -A cmd -A info 2>/dev/null) || fail "nix-build pkgs.nix"
+set -- $pk
+[ "$("$1/bin/hello-sh")" = "hello from sh" ] && ok "symlinkJoin + writeShellScriptBin" || fail "symlinkJoin: $1"
+[ "$(cat "$1/share/t")" = "text file" ] && ok "writeTextFile destination" || fail "writeTextFile: $1"
+[ "$(cat "$2/written") $("$2/script") $(cat "$2/value")" = "written script v" ] && ok "runCommand, writeText, writeScript" || fail "runCommand: $2"
+printf '%s' "$(cat "$3")" | json_eq pkgs '{"pathHasEvalConfig": true, "system": true, "libOk": true}'
+
 echo "== module system"
 inst --eval --strict --json lib-merge.nix | json_eq lib-merge '{
   "prio": 2, "prioDefault": 3, "prioForce": 5,
