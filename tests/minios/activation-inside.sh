@@ -78,6 +78,19 @@ expect_eq "test: toyweb restarted with the new message" "$(http)" "second messag
 expect_eq "test: new etc file" "$(cat /etc/mini/new)" "new"
 if [ -e /etc/mini/hello ]; then fail "disabled etc file still present"; else ok "disabled etc file removed"; fi
 
+# --- through a profile link, as the deployer calls it ------------------------------
+mkdir -p /run/test-profiles && ln -sfn "$A" /run/test-profiles/system
+out=$(/run/test-profiles/system/bin/switch-to-configuration test 2>&1 </dev/null); rc=$?
+expect_eq "switch through a profile link" "$rc" 0
+expect_eq "profile link resolves to the toplevel" "$(readlink /run/current-system)" "$A"
+expect_eq "toyweb back to the first message" "$(http)" "first message"
+out=$("$CHANGED/bin/switch-to-configuration" test 2>&1 </dev/null); rc=$?
+expect_eq "back to CHANGED" "$rc" 0
+
+# --- bad usage ------------------------------------------------------------------
+"$A/bin/switch-to-configuration" frobnicate >/dev/null 2>&1; rc=$?
+expect_eq "unknown action exit code" "$rc" 1
+
 # --- boot A: only the boot default changes --------------------------------------
 out=$("$A/bin/switch-to-configuration" boot 2>&1); rc=$?
 expect_eq "boot exit code" "$rc" 0
