@@ -1,0 +1,1 @@
+{ services.openssh.ports = [ "twenty-two" ]; }

@@ -1,0 +1,1 @@
+{ networking.hostName = "known"; deployment.foo = 1; }
