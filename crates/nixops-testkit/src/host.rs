@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nixops_core::exec::{Cmd, Output};
+use nixops_core::exec::{shell_quote, Cmd, Output};
 
 use crate::network::HostRecord;
 use crate::sys;
@@ -404,6 +404,25 @@ impl TestHost {
         Ok(RebootHandle { rx })
     }
 
+    /// How the host behaves when a reboot is asked for from inside it
+    /// (`/etc/nixops-testkit/reboot`): back after `Some(down)`, or never
+    /// (`None`, for reboot-timeout tests). The default is `Some(0 s)`.
+    pub fn set_reboot_delay(&self, down: Option<Duration>) -> Result<(), TestkitError> {
+        let path = self.rec.dir.join("reboot-mode");
+        let text = match down {
+            Some(d) => format!("{:.3}\n", d.as_secs_f64()),
+            None => String::from("never\n"),
+        };
+        std::fs::write(&path, text).map_err(|e| TestkitError::io(&path, e))
+    }
+
+    /// The command that reboots the host when run inside it (what its
+    /// `systemctl reboot` should run). It returns at once; the reboot follows.
+    pub const REBOOT_COMMAND: &'static str = "/etc/nixops-testkit/reboot";
+
+    /// The command that powers the host off when run inside it.
+    pub const POWEROFF_COMMAND: &'static str = "/etc/nixops-testkit/poweroff";
+
     /// Remove the host: kill everything in it, delete its veth and namespace.
     pub(crate) fn destroy(&self) {
         sys::kill_netns(&self.rec.netns);
@@ -418,4 +437,89 @@ impl TestHost {
                 .output_unchecked();
         }
     }
+}
+
+/// The shell version of stop + boot, for reboots asked for from inside the
+/// host (`/etc/nixops-testkit/reboot`, what the host's `systemctl reboot`
+/// should call). It runs outside the host's namespaces, so it survives the
+/// killing of everything in the host. Arguments: `reboot` or `poweroff`.
+/// `reboot-mode` in the host directory holds the seconds to stay down, or
+/// `never`.
+fn reboot_script(rec: &HostRecord) -> String {
+    let q = |s: &str| shell_quote(s);
+    format!(
+        r#"#!/bin/sh
+# Stop and boot test host {name} from outside its namespaces.
+h={dir}; ns={ns}; veth={veth}; name={name_q}
+exec >>"$h/reboot.log" 2>&1
+ip link set "$veth" down
+i=0
+while pids=$(ip netns pids "$ns") && [ -n "$pids" ] && [ $i -lt 500 ]; do
+  kill -KILL $pids 2>/dev/null
+  sleep 0.01
+  i=$((i+1))
+done
+rm -f "$h/holder.pid" "$h/sshd.pid"
+[ "$1" = poweroff ] && exit 0
+mode=$(cat "$h/reboot-mode" 2>/dev/null || echo 0)
+[ "$mode" = never ] && exit 0
+sleep "$mode"
+ip link set "$veth" up
+setsid -f ip netns exec "$ns" unshare -m -u --propagation private sh "$h/holder.sh" "$name" "$h" | grep -q ready
+holder=$(cat "$h/holder.pid")
+in_host() {{
+  nsenter -t "$holder" -m -n -u -- env -i -C / PATH={path} HOME=/root USER=root LOGNAME=root SHELL=/bin/sh "$@"
+}}
+in_host sh "$h/boot.sh" "$h/activate.log"
+in_host /usr/sbin/sshd -f "$h/sshd_config"
+"#,
+        name = rec.name,
+        name_q = q(&rec.name),
+        dir = q(&rec.dir.to_string_lossy()),
+        ns = q(&rec.netns),
+        veth = q(&rec.veth),
+        path = HOST_PATH,
+    )
+}
+
+/// The in-host entry points of [`reboot_script`]: they leave the host's
+/// namespaces by entering those of the network's anchor process.
+fn in_host_trigger(rec: &HostRecord, anchor_pid_file: &Path, action: &str) -> String {
+    let anchor = shell_quote(&anchor_pid_file.to_string_lossy());
+    let script = shell_quote(&rec.dir.join("reboot.sh").to_string_lossy());
+    format!(
+        "#!/bin/sh\n\
+         # {action} this test host, as `systemctl {action}` does on a real machine.\n\
+         setsid -f nsenter -t \"$(cat {anchor})\" -m -n -u -- sh {script} {action} </dev/null >/dev/null 2>&1\n"
+    )
+}
+
+/// Write the host's boot scripts and its in-host `reboot`/`poweroff`
+/// commands (`/etc/nixops-testkit/{{reboot,poweroff}}` inside the host).
+pub(crate) fn write_boot_files(
+    rec: &HostRecord,
+    anchor_pid_file: &Path,
+) -> Result<(), TestkitError> {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = rec.dir.join("etc-upper/nixops-testkit");
+    std::fs::create_dir_all(&bin).map_err(|e| TestkitError::io(&bin, e))?;
+    let files = [
+        (rec.dir.join("holder.sh"), HOLDER_SCRIPT.to_owned()),
+        (rec.dir.join("boot.sh"), BOOT_SCRIPT.to_owned()),
+        (rec.dir.join("reboot.sh"), reboot_script(rec)),
+        (
+            bin.join("reboot"),
+            in_host_trigger(rec, anchor_pid_file, "reboot"),
+        ),
+        (
+            bin.join("poweroff"),
+            in_host_trigger(rec, anchor_pid_file, "poweroff"),
+        ),
+    ];
+    for (path, text) in files {
+        std::fs::write(&path, text).map_err(|e| TestkitError::io(&path, e))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| TestkitError::io(&path, e))?;
+    }
+    Ok(())
 }

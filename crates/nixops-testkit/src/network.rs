@@ -13,7 +13,7 @@ use std::sync::Arc;
 use nixops_core::exec::Cmd;
 use serde::{Deserialize, Serialize};
 
-use crate::host::{Shared, TestHost, HOST_PATH};
+use crate::host::{self, Shared, TestHost, HOST_PATH};
 use crate::sys;
 use crate::TestkitError;
 
@@ -65,6 +65,9 @@ pub struct NetworkRecord {
     pub known_hosts: PathBuf,
     pub agent_socket: Option<PathBuf>,
     pub agent_pid: Option<u32>,
+    /// A process in the machine's namespaces, alive as long as the network.
+    #[serde(default)]
+    pub anchor_pid: Option<u32>,
     pub hosts: Vec<HostRecord>,
 }
 
@@ -274,6 +277,7 @@ impl Network {
             dir_created,
             agent_socket: None,
             agent_pid: None,
+            anchor_pid: None,
             hosts: Vec::new(),
         };
         // From here on, Drop cleans up whatever was made.
@@ -321,6 +325,22 @@ impl Network {
             .trim()
             .to_owned();
         write_file(&self.rec.known_hosts, "")?;
+        // A process that stays in the machine's own namespaces for the
+        // network's lifetime: reboots asked for from inside a host enter its
+        // namespaces to get out of the host's.
+        let anchor_file = self.rec.dir.join("anchor.pid");
+        sys::run(
+            "unable to start the network's anchor process",
+            Cmd::new("setsid").args([
+                "-f",
+                "sh",
+                "-c",
+                r#"echo $$ > "$1"; exec sleep infinity </dev/null >/dev/null 2>&1"#,
+                "sh",
+                &anchor_file.to_string_lossy(),
+            ]),
+        )?;
+        self.rec.anchor_pid = sys::read_pid(&anchor_file);
         self.save()
     }
 
@@ -545,7 +565,7 @@ impl Network {
             pid = dir.join("sshd.pid").display(),
         );
         write_file(&dir.join("sshd_config"), &config)?;
-        Ok(HostRecord {
+        let rec = HostRecord {
             name: name.to_owned(),
             ip,
             ssh_port: 22,
@@ -553,7 +573,9 @@ impl Network {
             dir,
             netns: format!("{PREFIX}{}h{number}", self.rec.index),
             veth: format!("{PREFIX}{}h{number}", self.rec.index),
-        })
+        };
+        host::write_boot_files(&rec, &self.rec.dir.join("anchor.pid"))?;
+        Ok(rec)
     }
 
     fn write_known_hosts(&self) -> Result<(), TestkitError> {
@@ -673,11 +695,15 @@ impl Network {
                 .args(["link", "del", &self.rec.bridge])
                 .output_unchecked();
         }
-        if let Some(pid) = self.rec.agent_pid {
-            // Only an ssh-agent: the pid may have been reused since.
-            let is_agent = fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim() == "ssh-agent");
-            if is_agent {
+        for (pid, comm) in [
+            (self.rec.agent_pid, "ssh-agent"),
+            (self.rec.anchor_pid, "sleep"),
+        ] {
+            let Some(pid) = pid else { continue };
+            // Only our own process: the pid may have been reused since.
+            let ours =
+                fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm);
+            if ours {
                 sys::kill_pids(&[pid]);
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
                 while sys::pid_alive(pid) && std::time::Instant::now() < deadline {
@@ -694,6 +720,7 @@ impl Network {
                 "client_key.pub",
                 "known_hosts",
                 "agent.sock",
+                "anchor.pid",
                 "hosts.json",
             ] {
                 let _ = fs::remove_file(dir.join(f));

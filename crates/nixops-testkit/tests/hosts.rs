@@ -416,3 +416,59 @@ fn thirty_hosts_come_up_in_parallel() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Wait until `host`'s sshd port is `open` (or closed), as NixOps waits for a
+/// rebooting machine.
+fn wait_port(host: &TestHost, open: bool, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&host.ssh_addr(), Duration::from_millis(200)).is_ok() == open
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn reboot_asked_for_inside_the_host() {
+    let Some(mut net) = network("reboot_asked_for_inside_the_host") else {
+        return;
+    };
+    let hosts = net.add_hosts(2).expect("adding 2 hosts");
+    let h = &hosts[0];
+    h.set_reboot_delay(Some(Duration::from_millis(500)))
+        .expect("reboot delay");
+    ssh_ok(
+        &net,
+        h,
+        &format!("touch /run/marker; {}", TestHost::REBOOT_COMMAND),
+    );
+    assert!(
+        wait_port(h, false, Duration::from_secs(5)),
+        "host goes down"
+    );
+    assert!(
+        wait_port(h, true, Duration::from_secs(10)),
+        "host comes back"
+    );
+    let out = ssh_ok(&net, h, "hostname; ls /run");
+    assert!(out.starts_with(&format!("{}\n", h.name())), "{out}");
+    assert!(!out.contains("marker"), "fresh /run: {out}");
+    assert!(h.is_running());
+
+    // A host that never comes back.
+    let g = &hosts[1];
+    g.set_reboot_delay(None).expect("reboot delay");
+    ssh_ok(&net, g, TestHost::REBOOT_COMMAND);
+    assert!(
+        wait_port(g, false, Duration::from_secs(5)),
+        "host goes down"
+    );
+    assert!(
+        !wait_port(g, true, Duration::from_secs(2)),
+        "and stays down"
+    );
+    assert!(!g.is_running());
+}
