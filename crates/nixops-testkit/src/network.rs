@@ -202,6 +202,8 @@ fn allocation_is_stale(alloc: &Allocation) -> bool {
 /// Reserve a free network index for `dir` (under the registry lock).
 fn allocate(dir: &Path) -> Result<u32, TestkitError> {
     let _lock = lock_registry()?;
+    // Leftovers of killed runs would otherwise hold addresses forever.
+    let _ = reap_stale_allocations(false);
     let addrs = Cmd::new("ip")
         .args(["-o", "-4", "addr", "show"])
         .output()
@@ -743,11 +745,10 @@ impl Drop for Network {
     }
 }
 
-/// Remove leftovers of killed runs: networks whose owning process is gone
-/// (and, with `include_detached`, detached ones too), plus any `ntk*`
-/// namespace or link no allocation accounts for. Returns what was removed.
-pub fn cleanup_stale(include_detached: bool) -> Result<Vec<String>, TestkitError> {
-    let lock = lock_registry()?;
+/// Tear down the allocations whose owner is gone (and detached ones when
+/// asked). Returns what was removed and the indexes still in use. The caller
+/// holds the registry lock.
+fn reap_stale_allocations(include_detached: bool) -> Result<(Vec<String>, Vec<u32>), TestkitError> {
     let mut removed = Vec::new();
     let mut live = Vec::new();
     let nets = testkit_root().join("nets");
@@ -782,6 +783,16 @@ pub fn cleanup_stale(include_detached: bool) -> Result<Vec<String>, TestkitError
         }
         removed.push(format!("network {}", bridge_name(index)));
     }
+    Ok((removed, live))
+}
+
+/// Remove leftovers of killed runs: networks whose owning process is gone
+/// (and, with `include_detached`, detached ones too), plus any `ntk*`
+/// namespace or link no allocation accounts for. Returns what was removed.
+pub fn cleanup_stale(include_detached: bool) -> Result<Vec<String>, TestkitError> {
+    // One lock for both steps: a network allocated in between would look orphaned.
+    let _lock = lock_registry()?;
+    let (mut removed, live) = reap_stale_allocations(include_detached)?;
     // Namespaces and links that no live network accounts for.
     let owned_by_live = |name: &str| {
         name.strip_prefix(PREFIX)
@@ -810,6 +821,26 @@ pub fn cleanup_stale(include_detached: bool) -> Result<Vec<String>, TestkitError
             removed.push(format!("link {link}"));
         }
     }
-    drop(lock);
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_cover_198_18_0_0_15_without_overlap() {
+        assert_eq!(subnet_base(0), [198, 18, 0]);
+        assert_eq!(subnet_base(255), [198, 18, 255]);
+        assert_eq!(subnet_base(256), [198, 19, 0]);
+        assert_eq!(subnet_base(MAX_NETWORKS - 1), [198, 19, 255]);
+    }
+
+    #[test]
+    fn interface_names_fit_the_kernel_limit() {
+        // IFNAMSIZ is 16 including the NUL.
+        assert!(bridge_name(MAX_NETWORKS - 1).len() <= 15);
+        let veth = format!("{PREFIX}{}h{MAX_HOSTS}", MAX_NETWORKS - 1);
+        assert!(veth.len() <= 15, "{veth}");
+    }
 }

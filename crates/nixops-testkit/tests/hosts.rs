@@ -438,7 +438,7 @@ fn reboot_asked_for_inside_the_host() {
     };
     let hosts = net.add_hosts(2).expect("adding 2 hosts");
     let h = &hosts[0];
-    h.set_reboot_delay(Some(Duration::from_millis(500)))
+    h.set_reboot_delay(Some(Duration::from_secs(1)))
         .expect("reboot delay");
     ssh_ok(
         &net,
@@ -446,11 +446,11 @@ fn reboot_asked_for_inside_the_host() {
         &format!("touch /run/marker; {}", TestHost::REBOOT_COMMAND),
     );
     assert!(
-        wait_port(h, false, Duration::from_secs(5)),
+        wait_port(h, false, Duration::from_secs(20)),
         "host goes down"
     );
     assert!(
-        wait_port(h, true, Duration::from_secs(10)),
+        wait_port(h, true, Duration::from_secs(30)),
         "host comes back"
     );
     let out = ssh_ok(&net, h, "hostname; ls /run");
@@ -463,7 +463,7 @@ fn reboot_asked_for_inside_the_host() {
     g.set_reboot_delay(None).expect("reboot delay");
     ssh_ok(&net, g, TestHost::REBOOT_COMMAND);
     assert!(
-        wait_port(g, false, Duration::from_secs(5)),
+        wait_port(g, false, Duration::from_secs(20)),
         "host goes down"
     );
     assert!(
