@@ -131,7 +131,7 @@ in rec {
       checkKeys machineName config (lib.scrubOptionValue {
         inherit (config.deployment)
           targetEnv targetHost targetPort targetUser sshOptions
-          alwaysActivate hasFastConnection owners provisionSSHKey;
+          privilegeEscalationCommand alwaysActivate hasFastConnection owners provisionSSHKey;
         keys = lib.mapAttrs (n: k: {
           inherit (k) name text keyFile keyCommand destDir user group permissions path;
         }) config.deployment.keys;

@@ -90,6 +90,23 @@ in
       description = "E-mail addresses of the owners of the machine. Stored only.";
     };
 
+    # NixOps 1.x options, accepted so that older networks evaluate.
+    deployment.encryptedLinksTo = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "NixOps 1.x SSH tunnel mesh. Accepted but not set up by this nixops.";
+    };
+
+    deployment.storeKeysOnMachine = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        NixOps 1.x: keep keys in the Nix store of the machine. Accepted but
+        ignored: keys are never put into the Nix store, and are re-sent after
+        a reboot instead.
+      '';
+    };
+
     networking.privateIPv4 = mkOption {
       type = types.str;
       description = "The machine's private IPv4 address. Set by nixops.";

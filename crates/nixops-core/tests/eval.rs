@@ -484,3 +484,42 @@ fn timings_for_1_10_30_machines() {
     }
     std::io::Write::write_all(&mut std::io::stderr(), report.as_bytes()).expect("stderr");
 }
+
+#[test]
+fn build_failure_streams_nix_output_and_keeps_it() {
+    let ev = Evaluator::new(settings(vec![NetworkExpr::File(fixture("build-fail.nix"))]))
+        .expect("evaluator");
+    let mut lines = Vec::new();
+    let err = ev
+        .build(&[name("broken")], "{}\n", false, false, &mut |l| {
+            lines.push(l.to_owned())
+        })
+        .expect_err("the build fails");
+    assert_eq!(
+        err.to_string(),
+        "unable to build all machine configurations"
+    );
+    assert!(
+        nix_error(&err).contains("build-exploded-on-purpose"),
+        "{err:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("build-exploded-on-purpose")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn unknown_machine_in_build_is_named() {
+    let ev =
+        Evaluator::new(settings(vec![NetworkExpr::File(fixture("vbox.nix"))])).expect("evaluator");
+    let err = ev
+        .build(&[name("nosuch")], "{}\n", true, false, &mut |_| {})
+        .expect_err("unknown machine");
+    assert!(
+        nix_error(&err).contains("unknown machine ‘nosuch’"),
+        "{err:?}"
+    );
+}

@@ -109,6 +109,8 @@ pub struct MachineInfo {
     pub target_port: u16,
     pub target_user: String,
     pub ssh_options: Vec<String>,
+    /// Prefix of remote commands when `target_user` is not root.
+    pub privilege_escalation_command: Vec<String>,
     pub always_activate: bool,
     pub has_fast_connection: bool,
     pub owners: Vec<String>,
