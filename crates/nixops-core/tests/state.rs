@@ -320,6 +320,36 @@ fn unreachable_directory_is_a_clear_error() {
 }
 
 #[test]
+fn unreadable_directory_as_unprivileged_user() {
+    // Root ignores permission bits, so the opening process drops to `nobody`.
+    assert!(
+        Path::new("/usr/bin/setpriv").exists(),
+        "setpriv (util-linux) is needed for this test"
+    );
+    let dir = tmp();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let locked = dir.path().join("locked");
+    fs::create_dir(&locked).expect("mkdir");
+    let path = locked.join("deployments.nixops");
+    drop(StateFile::open(&path).expect("create as root"));
+    let before = fs::read(&path).expect("read");
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).expect("chmod 000");
+    let status = Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(std::env::current_exe().expect("current exe"))
+        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, format!("open-denied\u{1f}{}", path.display()))
+        .status()
+        .expect("run child as nobody");
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o700)).expect("chmod back");
+    assert!(
+        status.success(),
+        "the unprivileged open did not fail as expected"
+    );
+    assert_eq!(fs::read(&path).expect("read"), before);
+}
+
+#[test]
 fn selection_uses_nixops_rules_and_texts() {
     let dir = tmp();
     let path = dir.path().join("s.nixops");
@@ -597,6 +627,16 @@ fn child_entry() {
             while !Path::new(release).exists() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
+        }
+        ["open-denied", path] => {
+            let err = StateFile::open(Path::new(path)).expect_err("directory is unreadable");
+            let msg = err.to_string();
+            assert!(matches!(err, StateError::Io { .. }), "{msg}");
+            assert!(
+                msg.contains(path) && msg.contains("Permission denied"),
+                "{msg}"
+            );
+            assert!(!msg.contains('\n'), "{msg}");
         }
         other => panic!("unknown child command {other:?}"),
     }

@@ -7,7 +7,6 @@
 //! becomes `\uXXXX` (lower-case hex, UTF-16 surrogate pairs above U+FFFF). It does
 //! not parse JSON (serde_json does that) and does no I/O.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Which Python wrote the pretty form. Python 2 (NixOps 1.x) keeps the `", "` item
@@ -23,8 +22,19 @@ pub enum PyStyle {
 
 /// Append `s` as a JSON string literal with Python's `ensure_ascii=True` escaping.
 pub fn write_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
+    let mut rest = s;
+    // Copy runs of printable ASCII in one go; only the rest is looked at per char.
+    while let Some(pos) = rest
+        .bytes()
+        .position(|b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\')
+    {
+        out.push_str(&rest[..pos]);
+        let c = rest[pos..]
+            .chars()
+            .next()
+            .expect("invariant: pos is a char boundary inside rest");
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -33,7 +43,6 @@ pub fn write_str(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
             _ => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
@@ -42,7 +51,9 @@ pub fn write_str(out: &mut String, s: &str) {
                 }
             }
         }
+        rest = &rest[pos + c.len_utf8()..];
     }
+    out.push_str(rest);
     out.push('"');
 }
 
@@ -88,24 +99,40 @@ fn write_compact(out: &mut String, value: &serde_json::Value) {
     }
 }
 
-/// A tree of nested string maps, the only shape `export` needs.
+/// A tree of nested string maps borrowing its strings, the only shape `export`
+/// needs. Map entries must be sorted by key (code point order, as Python sorts).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tree {
+pub enum Tree<'a> {
     /// A JSON string.
-    Str(String),
-    /// A JSON object, keys sorted.
-    Map(BTreeMap<String, Tree>),
+    Str(&'a str),
+    /// A JSON object, entries sorted by key.
+    Map(Vec<(&'a str, Tree<'a>)>),
+}
+
+impl<'a> Tree<'a> {
+    /// A map from already sorted entries plus one extra entry put in its place.
+    pub fn sorted_with(
+        mut entries: Vec<(&'a str, Tree<'a>)>,
+        key: &'a str,
+        value: Tree<'a>,
+    ) -> Self {
+        match entries.binary_search_by(|(k, _)| (*k).cmp(key)) {
+            Ok(i) => entries[i].1 = value,
+            Err(i) => entries.insert(i, (key, value)),
+        }
+        Tree::Map(entries)
+    }
 }
 
 /// `json.dumps(tree, indent=2, sort_keys=True)` in the given Python's style, without
 /// a trailing newline.
-pub fn dumps_pretty(tree: &Tree, style: PyStyle) -> String {
+pub fn dumps_pretty(tree: &Tree<'_>, style: PyStyle) -> String {
     let mut out = String::new();
     write_pretty(&mut out, tree, 0, style);
     out
 }
 
-fn write_pretty(out: &mut String, tree: &Tree, level: usize, style: PyStyle) {
+fn write_pretty(out: &mut String, tree: &Tree<'_>, level: usize, style: PyStyle) {
     match tree {
         Tree::Str(s) => write_str(out, s),
         Tree::Map(map) if map.is_empty() => out.push_str("{}"),
@@ -162,11 +189,9 @@ mod tests {
 
     #[test]
     fn pretty_matches_both_pythons() {
-        let mut inner = BTreeMap::new();
-        inner.insert("b".to_string(), Tree::Str("2".into()));
-        inner.insert("a".to_string(), Tree::Str("1".into()));
-        inner.insert("e".to_string(), Tree::Map(BTreeMap::new()));
-        let tree = Tree::Map(BTreeMap::from([("u".to_string(), Tree::Map(inner))]));
+        let inner = vec![("a", Tree::Str("1")), ("e", Tree::Map(Vec::new()))];
+        let inner = Tree::sorted_with(inner, "b", Tree::Str("2"));
+        let tree = Tree::Map(vec![("u", inner)]);
         assert_eq!(
             dumps_pretty(&tree, PyStyle::Python3),
             "{\n  \"u\": {\n    \"a\": \"1\",\n    \"b\": \"2\",\n    \"e\": {}\n  }\n}"

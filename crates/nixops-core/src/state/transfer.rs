@@ -6,8 +6,6 @@
 //! stricter and safer than NixOps: the whole input is validated and every UUID
 //! checked before anything is written, and everything is written in one transaction.
 
-use std::collections::BTreeMap;
-
 use super::pyjson::{self, PyStyle, Tree};
 use super::{
     deployment_exists, insert_resource, set_depl_attrs, set_res_attrs, StateError, StateFile,
@@ -53,26 +51,39 @@ impl StateFile {
                 uuid: missing.clone(),
             });
         }
-        let mut top = BTreeMap::new();
-        for d in records {
-            let mut depl: BTreeMap<String, Tree> = d
-                .attrs
-                .into_iter()
-                .map(|(k, v)| (k, Tree::Str(v)))
+        // Borrow every string: records keep their sorted maps, so only the
+        // resource names need sorting and two keys need inserting.
+        let mut top: Vec<(&str, Tree<'_>)> = Vec::with_capacity(records.len());
+        for d in &records {
+            let mut resources: Vec<(&str, Tree<'_>)> = d
+                .resources
+                .iter()
+                .map(|r| {
+                    let attrs = r
+                        .attrs
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), Tree::Str(v)))
+                        .collect();
+                    (
+                        r.name.as_str(),
+                        Tree::sorted_with(attrs, "type", Tree::Str(&r.type_)),
+                    )
+                })
                 .collect();
-            let mut resources = BTreeMap::new();
-            for r in d.resources {
-                let mut attrs: BTreeMap<String, Tree> = r
-                    .attrs
-                    .into_iter()
-                    .map(|(k, v)| (k, Tree::Str(v)))
-                    .collect();
-                attrs.insert("type".into(), Tree::Str(r.type_));
-                resources.insert(r.name, Tree::Map(attrs));
-            }
-            depl.insert("resources".into(), Tree::Map(resources));
-            top.insert(d.uuid, Tree::Map(depl));
+            resources.sort_by(|a, b| a.0.cmp(b.0));
+            // Names are not unique in the schema; a JSON object can hold one of each.
+            resources.dedup_by(|a, b| a.0 == b.0);
+            let attrs = d
+                .attrs
+                .iter()
+                .map(|(k, v)| (k.as_str(), Tree::Str(v)))
+                .collect();
+            top.push((
+                d.uuid.as_str(),
+                Tree::sorted_with(attrs, "resources", Tree::Map(resources)),
+            ));
         }
+        top.sort_by(|a, b| a.0.cmp(b.0));
         Ok(pyjson::dumps_pretty(&Tree::Map(top), style))
     }
 
