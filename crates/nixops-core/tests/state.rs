@@ -387,8 +387,14 @@ fn selection_uses_nixops_rules_and_texts() {
         Err(StateError::DeploymentNotFound { .. })
     ));
     assert_eq!(sf.find_deployment(Some("aaaa[1]")).expect("glob class"), a);
-    let c = sf.clone_deployment(&a, None).expect("clone keeps the name");
-    assert_ne!(c, a);
+    // A clone must get a new name: the same name twice makes `-d` ambiguous.
+    assert!(matches!(
+        sf.clone_deployment(&a, None),
+        Err(StateError::DuplicateName { .. })
+    ));
+    // State files written by NixOps can still have two deployments of one name.
+    sf.import(r#"{"cccc0000-0000-0000-0000-000000000000": {"name": "prod", "resources": {}}}"#)
+        .expect("import keeps names as they are");
     assert!(matches!(
         sf.find_deployment(Some("prod")),
         Err(StateError::AmbiguousDeployment { .. })
