@@ -60,7 +60,8 @@ fn run(command: Command) -> CliResult {
     }
 }
 
-/// Debug logs of the library go to stderr with `--debug` or `RUST_LOG`.
+/// Debug logs of the library go to stderr with `--debug` or `RUST_LOG`; warnings
+/// always do, as `warning: ...` lines.
 fn init_tracing(debug: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = match env_vars::get(env_vars::RUST_LOG) {
@@ -71,7 +72,6 @@ fn init_tracing(debug: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
+        .event_format(render::trace::PlainFormat)
         .init();
 }

@@ -367,6 +367,13 @@ impl Deployer<'_> {
             if opts.create_only {
                 return Ok(summary);
             }
+            // Continue with the records as created.
+            let depl = self.state.load()?;
+            for (r, _) in &mut selected {
+                if let Some(fresh) = depl.resource(&r.name) {
+                    *r = fresh.clone();
+                }
+            }
         }
 
         // First contact: learn the host key and the NixOS version before the
