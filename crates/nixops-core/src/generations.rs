@@ -41,7 +41,8 @@ pub struct Profile {
     path: PathBuf,
 }
 
-/// The name of the user running us, as Python's `getpass.getuser()` finds it.
+/// The name of the user running us, as Python's `getpass.getuser()` finds it:
+/// `LOGNAME`, `USER`, `LNAME`, `USERNAME`, else the password database.
 pub fn user_name() -> String {
     for var in ["LOGNAME", "USER", "LNAME", "USERNAME"] {
         if let Ok(v) = std::env::var(var) {
@@ -50,8 +51,19 @@ pub fn user_name() -> String {
             }
         }
     }
-    // No name in the environment: the numeric uid is a stable path component.
-    format!("uid-{}", current_uid())
+    let uid = current_uid();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id = fields.nth(1)?;
+                (id.parse() == Ok(uid)).then(|| name.to_owned())
+            })
+        })
+        // No entry: the numeric uid is still a stable path component.
+        .unwrap_or_else(|| uid.to_string())
 }
 
 fn current_uid() -> u32 {
