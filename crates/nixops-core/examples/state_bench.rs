@@ -1,8 +1,9 @@
 //! Time the state library on a real file: open, load every deployment, export.
 //!
-//! `state_bench FILE [load|export|list]` — `load` loads all deployments and writes
+//! `state_bench FILE [load|list|info|export]` — `load` loads all deployments and writes
 //! their count; `export` writes `export --all` JSON; `list` writes one line per
-//! deployment (uuid, name, description, resource count) like `nixops list` needs.
+//! deployment (uuid, name, description, resource count) like `nixops list` needs;
+//! `info` writes one line per machine with the attributes `info --no-eval` shows.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,6 +37,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let resources: usize = all.iter().map(|d| d.resources.len()).sum();
             writeln!(out, "{} deployments, {} resources", all.len(), resources)?;
+        }
+        "info" => {
+            // What `info --no-eval --all` shows per machine.
+            let attrs = [
+                "state",
+                "vmId",
+                "publicIpv4",
+                "privateIpv4",
+                "targetHost",
+                "obsolete",
+            ];
+            for d in sf.deployments_with_resource_attrs(&attrs)? {
+                for r in &d.resources {
+                    let ip = r.public_ipv4().or(r.private_ipv4()).or(r.target_host());
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}\t{}\t{}",
+                        r.name,
+                        r.state(),
+                        r.type_,
+                        r.vm_id().unwrap_or(""),
+                        ip.unwrap_or("")
+                    )?;
+                }
+            }
         }
         "export" => {
             let uuids = sf.uuids()?;

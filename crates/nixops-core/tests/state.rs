@@ -747,6 +747,16 @@ fn shallow_and_sparse_id_loading() {
     let far = all[1].resource("far").expect("far");
     assert_eq!(far.state(), ResourceState::Unreachable);
     assert_eq!(all[0].resource("web").expect("web").attrs.len(), 13);
+    let some = sf
+        .deployments_with_resource_attrs(&["state", "vmId"])
+        .expect("selected attrs");
+    let web = some[0].resource("web").expect("web");
+    assert_eq!(web.attrs.keys().collect::<Vec<_>>(), ["state", "vmId"]);
+    assert_eq!(
+        web.attrs["vmId"],
+        all[0].resource("web").expect("web").attrs["vmId"]
+    );
+    assert_eq!(some[0].attrs, all[0].attrs);
     let shallow = sf.deployments_shallow().expect("shallow");
     assert_eq!(shallow.len(), 2);
     for (s, full) in shallow.iter().zip(&all) {

@@ -390,19 +390,29 @@ impl StateFile {
     /// Every deployment with its attributes and resources, sorted by UUID, loaded with
     /// four queries in one read transaction.
     pub fn deployments(&self) -> Result<Vec<DeploymentRecord>, StateError> {
-        self.load_where(None, true)
+        self.load_where(None, None)
+    }
+
+    /// Every deployment, but each resource carries only the attributes named in
+    /// `names` (e.g. `state`, `vmId`, `publicIpv4` for `info --no-eval`), which skips
+    /// copying bulky ones such as keys.
+    pub fn deployments_with_resource_attrs(
+        &self,
+        names: &[&str],
+    ) -> Result<Vec<DeploymentRecord>, StateError> {
+        self.load_where(None, Some(names))
     }
 
     /// Every deployment with its attributes and resources but *without* resource
     /// attributes (`attrs` empty): enough for `list` (names, types, counts) and much
     /// cheaper on large files.
     pub fn deployments_shallow(&self) -> Result<Vec<DeploymentRecord>, StateError> {
-        self.load_where(None, false)
+        self.load_where(None, Some(&[]))
     }
 
     /// One deployment by exact UUID.
     pub fn load(&self, uuid: &str) -> Result<DeploymentRecord, StateError> {
-        self.load_where(Some(uuid), true)?
+        self.load_where(Some(uuid), None)?
             .pop()
             .ok_or_else(|| StateError::NoSuchDeployment {
                 uuid: uuid.to_string(),
@@ -412,7 +422,7 @@ impl StateFile {
     fn load_where(
         &self,
         uuid: Option<&str>,
-        with_attrs: bool,
+        resource_attrs: Option<&[&str]>,
     ) -> Result<Vec<DeploymentRecord>, StateError> {
         let e = self.sqlite_err();
         let conn = &self.conn;
@@ -464,8 +474,8 @@ impl StateFile {
                     },
                 ));
             }
-            if with_attrs {
-                load_resource_attrs(conn, uuid, &mut resources)?;
+            if resource_attrs != Some(&[]) {
+                load_resource_attrs(conn, uuid, resource_attrs, &mut resources)?;
             }
             for (d, res) in resources {
                 if let Some(depl) = depls.get_mut(&d) {
@@ -707,10 +717,12 @@ impl StateFile {
     }
 }
 
-/// Fill in the attributes of `resources` (sorted by id) with one query.
+/// Fill in the attributes of `resources` (sorted by id) with one query; only those
+/// in `only` when given.
 fn load_resource_attrs(
     conn: &Connection,
     uuid: Option<&str>,
+    only: Option<&[&str]>,
     resources: &mut [(String, ResourceRecord)],
 ) -> rusqlite::Result<()> {
     // Ids are autoincrement and therefore dense in practice: index them with a table
@@ -757,6 +769,12 @@ fn load_resource_attrs(
     let mut rows = stmt.query([uuid])?;
     while let Some(r) = rows.next()? {
         if let Some(i) = lookup(r.get(0)?) {
+            if let Some(only) = only {
+                let name = r.get_ref(1)?.as_str()?;
+                if !only.contains(&name) {
+                    continue;
+                }
+            }
             resources[i].1.attrs.insert(r.get(1)?, r.get(2)?);
         }
     }
