@@ -23,7 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t0 = std::time::Instant::now();
     let sf = StateFile::open(&path)?;
     let opened = t0.elapsed();
-    let mut out = std::io::stdout().lock();
+    // Buffered: the CLI should write listings the same way (one syscall per line
+    // costs more than the load on large files).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match mode.as_str() {
         "load" => {
             let t1 = std::time::Instant::now();
@@ -81,5 +83,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => return Err(format!("unknown mode {other}").into()),
     }
+    out.flush()?;
     Ok(())
 }

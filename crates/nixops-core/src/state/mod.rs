@@ -83,12 +83,12 @@ insert into SchemaVersion(version) values (3);
 
 /// How to open a state file.
 #[derive(Debug, Clone)]
-pub struct OpenOptionsState {
+pub struct StateOpenOptions {
     /// How long to wait for another writer (NixOps: 60 s).
     pub busy_timeout: Duration,
 }
 
-impl Default for OpenOptionsState {
+impl Default for StateOpenOptions {
     fn default() -> Self {
         Self {
             busy_timeout: Duration::from_secs(60),
@@ -194,7 +194,7 @@ fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
 impl StateFile {
     /// Open (or create) the state file at `path` with default options.
     pub fn open(path: &Path) -> Result<StateFile, StateError> {
-        Self::open_with(path, &OpenOptionsState::default())
+        Self::open_with(path, &StateOpenOptions::default())
     }
 
     /// Open (or create) the state file at `path`.
@@ -203,7 +203,7 @@ impl StateFile {
     /// existing file is first inspected read-only: a file that is not SQLite, is
     /// truncated or has a schema newer than 3 is refused with its bytes unchanged.
     /// Older schemas are migrated; see [`StateFile::migrated`].
-    pub fn open_with(path: &Path, opts: &OpenOptionsState) -> Result<StateFile, StateError> {
+    pub fn open_with(path: &Path, opts: &StateOpenOptions) -> Result<StateFile, StateError> {
         let sqlite_err = |source| StateError::Sqlite {
             path: path.to_path_buf(),
             source,
