@@ -493,36 +493,41 @@ impl StateFile {
     /// multiple deployments (no selector), same name / ambiguous prefix.
     pub fn find_deployment(&self, selector: Option<&str>) -> Result<String, StateError> {
         let e = self.sqlite_err();
-        let query = |sql: &str, arg: Option<&str>| -> Result<Vec<String>, StateError> {
+        let query = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> Result<Vec<String>, StateError> {
             let mut stmt = self.conn.prepare_cached(sql).map_err(&e)?;
-            let rows = stmt
-                .query_map(params![arg, arg], |r| r.get(0))
-                .map_err(&e)?;
+            let rows = stmt.query_map(args, |r| r.get(0)).map_err(&e)?;
             rows.collect::<Result<_, _>>().map_err(&e)
         };
+        // NixOps treats an empty `-d` like none.
         let selector = selector.filter(|s| !s.is_empty());
-        let mut found = match selector {
-            None => query("select uuid from Deployments where ?1 is null or ?2 is null", None)?,
-            Some(s) => query(
-                "select uuid from Deployments d where uuid = ?1 or exists (select 1 from DeploymentAttrs where deployment = d.uuid and name = 'name' and value = ?2)",
-                Some(s),
-            )?,
-        };
-        if found.is_empty() {
-            if let Some(s) = selector {
-                let pattern = format!("{s}*");
-                found = query(
-                    "select uuid from Deployments where uuid glob ?1 and ?2 is not null",
-                    Some(&pattern),
+        let found = match selector {
+            None => query("select uuid from Deployments", &[])?,
+            Some(s) => {
+                let exact = query(
+                    "select uuid from Deployments d where uuid = ?1 or exists (select 1 from DeploymentAttrs where deployment = d.uuid and name = 'name' and value = ?1)",
+                    &[&s],
                 )?;
+                if exact.is_empty() {
+                    // SQLite GLOB: case-sensitive, and `*?[` in the selector stay
+                    // metacharacters, as in NixOps.
+                    query(
+                        "select uuid from Deployments where uuid glob ?1",
+                        &[&format!("{s}*")],
+                    )?
+                } else {
+                    exact
+                }
             }
-        }
+        };
         match (found.len(), selector) {
             (0, _) => Err(StateError::DeploymentNotFound {
                 path: self.path.clone(),
                 selector: selector.map(str::to_string),
             }),
-            (1, _) => Ok(found.remove(0)),
+            (1, _) => Ok(found
+                .into_iter()
+                .next()
+                .expect("invariant: exactly one row")),
             (_, None) => Err(StateError::MultipleDeployments),
             (_, Some(s)) => Err(StateError::AmbiguousDeployment {
                 selector: s.to_string(),
