@@ -298,6 +298,16 @@ fn newer_garbage_and_truncated_files_are_refused_untouched() {
         assert_refused(&truncated, &format!("truncated at {cut}"));
     }
 
+    let a_dir = dir.path().join("dir.nixops");
+    fs::create_dir(&a_dir).expect("mkdir");
+    let msg = StateFile::open(&a_dir)
+        .expect_err("a directory")
+        .to_string();
+    assert!(
+        msg.contains("Is a directory") && msg.contains("dir.nixops"),
+        "{msg}"
+    );
+
     // An empty file (what NixOps leaves if it dies right after creating one) is new.
     let empty = dir.path().join("empty.nixops");
     fs::write(&empty, b"").expect("write");

@@ -144,8 +144,10 @@ pub fn new_deployment_uuid() -> String {
 fn check_header(path: &Path, len: u64) -> Result<(), String> {
     let mut header = [0u8; 100];
     let mut f = fs::File::open(path).map_err(|e| e.to_string())?;
-    f.read_exact(&mut header)
-        .map_err(|_| "file is too short to be a database".to_string())?;
+    f.read_exact(&mut header).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => "file is too short to be a database".to_string(),
+        _ => e.to_string(),
+    })?;
     if &header[..16] != b"SQLite format 3\0" {
         return Err("file is not a database".into());
     }
