@@ -24,4 +24,5 @@ ls -l "$work/big.nixops"
 hyperfine --warmup 3 --min-runs 20 -N \
   "$bench $work/big.nixops load" \
   "$bench $work/big.nixops list" \
+  "$bench $work/big.nixops info" \
   "$bench $work/big.nixops export"

@@ -298,6 +298,16 @@ fn newer_garbage_and_truncated_files_are_refused_untouched() {
         assert_refused(&truncated, &format!("truncated at {cut}"));
     }
 
+    let a_dir = dir.path().join("dir.nixops");
+    fs::create_dir(&a_dir).expect("mkdir");
+    let msg = StateFile::open(&a_dir)
+        .expect_err("a directory")
+        .to_string();
+    assert!(
+        msg.contains("Is a directory") && msg.contains("dir.nixops"),
+        "{msg}"
+    );
+
     // An empty file (what NixOps leaves if it dies right after creating one) is new.
     let empty = dir.path().join("empty.nixops");
     fs::write(&empty, b"").expect("write");
@@ -753,6 +763,16 @@ fn shallow_and_sparse_id_loading() {
     let far = all[1].resource("far").expect("far");
     assert_eq!(far.state(), ResourceState::Unreachable);
     assert_eq!(all[0].resource("web").expect("web").attrs.len(), 13);
+    let some = sf
+        .deployments_with_resource_attrs(&["state", "vmId"])
+        .expect("selected attrs");
+    let web = some[0].resource("web").expect("web");
+    assert_eq!(web.attrs.keys().collect::<Vec<_>>(), ["state", "vmId"]);
+    assert_eq!(
+        web.attrs["vmId"],
+        all[0].resource("web").expect("web").attrs["vmId"]
+    );
+    assert_eq!(some[0].attrs, all[0].attrs);
     let shallow = sf.deployments_shallow().expect("shallow");
     assert_eq!(shallow.len(), 2);
     for (s, full) in shallow.iter().zip(&all) {

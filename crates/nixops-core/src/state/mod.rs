@@ -83,12 +83,12 @@ insert into SchemaVersion(version) values (3);
 
 /// How to open a state file.
 #[derive(Debug, Clone)]
-pub struct OpenOptionsState {
+pub struct StateOpenOptions {
     /// How long to wait for another writer (NixOps: 60 s).
     pub busy_timeout: Duration,
 }
 
-impl Default for OpenOptionsState {
+impl Default for StateOpenOptions {
     fn default() -> Self {
         Self {
             busy_timeout: Duration::from_secs(60),
@@ -144,8 +144,10 @@ pub fn new_deployment_uuid() -> String {
 fn check_header(path: &Path, len: u64) -> Result<(), String> {
     let mut header = [0u8; 100];
     let mut f = fs::File::open(path).map_err(|e| e.to_string())?;
-    f.read_exact(&mut header)
-        .map_err(|_| "file is too short to be a database".to_string())?;
+    f.read_exact(&mut header).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => "file is too short to be a database".to_string(),
+        _ => e.to_string(),
+    })?;
     if &header[..16] != b"SQLite format 3\0" {
         return Err("file is not a database".into());
     }
@@ -194,7 +196,7 @@ fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
 impl StateFile {
     /// Open (or create) the state file at `path` with default options.
     pub fn open(path: &Path) -> Result<StateFile, StateError> {
-        Self::open_with(path, &OpenOptionsState::default())
+        Self::open_with(path, &StateOpenOptions::default())
     }
 
     /// Open (or create) the state file at `path`.
@@ -203,7 +205,7 @@ impl StateFile {
     /// existing file is first inspected read-only: a file that is not SQLite, is
     /// truncated or has a schema newer than 3 is refused with its bytes unchanged.
     /// Older schemas are migrated; see [`StateFile::migrated`].
-    pub fn open_with(path: &Path, opts: &OpenOptionsState) -> Result<StateFile, StateError> {
+    pub fn open_with(path: &Path, opts: &StateOpenOptions) -> Result<StateFile, StateError> {
         let sqlite_err = |source| StateError::Sqlite {
             path: path.to_path_buf(),
             source,
@@ -390,19 +392,29 @@ impl StateFile {
     /// Every deployment with its attributes and resources, sorted by UUID, loaded with
     /// four queries in one read transaction.
     pub fn deployments(&self) -> Result<Vec<DeploymentRecord>, StateError> {
-        self.load_where(None, true)
+        self.load_where(None, None)
+    }
+
+    /// Every deployment, but each resource carries only the attributes named in
+    /// `names` (e.g. `state`, `vmId`, `publicIpv4` for `info --no-eval`), which skips
+    /// copying bulky ones such as keys.
+    pub fn deployments_with_resource_attrs(
+        &self,
+        names: &[&str],
+    ) -> Result<Vec<DeploymentRecord>, StateError> {
+        self.load_where(None, Some(names))
     }
 
     /// Every deployment with its attributes and resources but *without* resource
     /// attributes (`attrs` empty): enough for `list` (names, types, counts) and much
     /// cheaper on large files.
     pub fn deployments_shallow(&self) -> Result<Vec<DeploymentRecord>, StateError> {
-        self.load_where(None, false)
+        self.load_where(None, Some(&[]))
     }
 
     /// One deployment by exact UUID.
     pub fn load(&self, uuid: &str) -> Result<DeploymentRecord, StateError> {
-        self.load_where(Some(uuid), true)?
+        self.load_where(Some(uuid), None)?
             .pop()
             .ok_or_else(|| StateError::NoSuchDeployment {
                 uuid: uuid.to_string(),
@@ -412,7 +424,7 @@ impl StateFile {
     fn load_where(
         &self,
         uuid: Option<&str>,
-        with_attrs: bool,
+        resource_attrs: Option<&[&str]>,
     ) -> Result<Vec<DeploymentRecord>, StateError> {
         let e = self.sqlite_err();
         let conn = &self.conn;
@@ -464,8 +476,8 @@ impl StateFile {
                     },
                 ));
             }
-            if with_attrs {
-                load_resource_attrs(conn, uuid, &mut resources)?;
+            if resource_attrs != Some(&[]) {
+                load_resource_attrs(conn, uuid, resource_attrs, &mut resources)?;
             }
             for (d, res) in resources {
                 if let Some(depl) = depls.get_mut(&d) {
@@ -483,36 +495,41 @@ impl StateFile {
     /// multiple deployments (no selector), same name / ambiguous prefix.
     pub fn find_deployment(&self, selector: Option<&str>) -> Result<String, StateError> {
         let e = self.sqlite_err();
-        let query = |sql: &str, arg: Option<&str>| -> Result<Vec<String>, StateError> {
+        let query = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> Result<Vec<String>, StateError> {
             let mut stmt = self.conn.prepare_cached(sql).map_err(&e)?;
-            let rows = stmt
-                .query_map(params![arg, arg], |r| r.get(0))
-                .map_err(&e)?;
+            let rows = stmt.query_map(args, |r| r.get(0)).map_err(&e)?;
             rows.collect::<Result<_, _>>().map_err(&e)
         };
+        // NixOps treats an empty `-d` like none.
         let selector = selector.filter(|s| !s.is_empty());
-        let mut found = match selector {
-            None => query("select uuid from Deployments where ?1 is null or ?2 is null", None)?,
-            Some(s) => query(
-                "select uuid from Deployments d where uuid = ?1 or exists (select 1 from DeploymentAttrs where deployment = d.uuid and name = 'name' and value = ?2)",
-                Some(s),
-            )?,
-        };
-        if found.is_empty() {
-            if let Some(s) = selector {
-                let pattern = format!("{s}*");
-                found = query(
-                    "select uuid from Deployments where uuid glob ?1 and ?2 is not null",
-                    Some(&pattern),
+        let found = match selector {
+            None => query("select uuid from Deployments", &[])?,
+            Some(s) => {
+                let exact = query(
+                    "select uuid from Deployments d where uuid = ?1 or exists (select 1 from DeploymentAttrs where deployment = d.uuid and name = 'name' and value = ?1)",
+                    &[&s],
                 )?;
+                if exact.is_empty() {
+                    // SQLite GLOB: case-sensitive, and `*?[` in the selector stay
+                    // metacharacters, as in NixOps.
+                    query(
+                        "select uuid from Deployments where uuid glob ?1",
+                        &[&format!("{s}*")],
+                    )?
+                } else {
+                    exact
+                }
             }
-        }
+        };
         match (found.len(), selector) {
             (0, _) => Err(StateError::DeploymentNotFound {
                 path: self.path.clone(),
                 selector: selector.map(str::to_string),
             }),
-            (1, _) => Ok(found.remove(0)),
+            (1, _) => Ok(found
+                .into_iter()
+                .next()
+                .expect("invariant: exactly one row")),
             (_, None) => Err(StateError::MultipleDeployments),
             (_, Some(s)) => Err(StateError::AmbiguousDeployment {
                 selector: s.to_string(),
@@ -748,10 +765,12 @@ impl StateFile {
     }
 }
 
-/// Fill in the attributes of `resources` (sorted by id) with one query.
+/// Fill in the attributes of `resources` (sorted by id) with one query; only those
+/// in `only` when given.
 fn load_resource_attrs(
     conn: &Connection,
     uuid: Option<&str>,
+    only: Option<&[&str]>,
     resources: &mut [(String, ResourceRecord)],
 ) -> rusqlite::Result<()> {
     // Ids are autoincrement and therefore dense in practice: index them with a table
@@ -798,6 +817,12 @@ fn load_resource_attrs(
     let mut rows = stmt.query([uuid])?;
     while let Some(r) = rows.next()? {
         if let Some(i) = lookup(r.get(0)?) {
+            if let Some(only) = only {
+                let name = r.get_ref(1)?.as_str()?;
+                if !only.contains(&name) {
+                    continue;
+                }
+            }
             resources[i].1.attrs.insert(r.get(1)?, r.get(2)?);
         }
     }
