@@ -56,6 +56,13 @@ fn run(command: Command) -> CliResult {
         Command::Import(a) => c::import::run(a, &settings),
         Command::Edit(a) => c::edit::run(a, &settings),
         Command::Deploy(a) => c::deploy::run(a, &settings),
+        Command::Rollback(a) => c::rollback::run(a, &settings),
+        Command::ListGenerations(a) => c::list_generations::run(a, &settings),
+        Command::DeleteGeneration(a) => c::delete_generation::run(a, &settings),
+        Command::ShowPhysical(a) => c::show_physical::run(a, &settings),
+        Command::ShowOption(a) => c::show_option::run(a, &settings),
+        Command::ShowArguments(a) => c::show_arguments::run(a, &settings),
+        Command::DumpNixPaths(a) => c::dump_nix_paths::run(a, &settings),
         _ => Err(CliError::not_implemented(command.name())),
     }
 }

@@ -82,6 +82,16 @@ impl Settings {
             .starts_with(path::nixops_home(self.home.as_ref()))
     }
 
+    /// The rollback profile of deployment `uuid`.
+    pub fn profile(&self, uuid: &str) -> nixops_core::generations::Profile {
+        use nixops_core::generations;
+        generations::Profile::new(
+            std::path::Path::new(generations::PROFILES_DIR),
+            &generations::user_name(),
+            uuid,
+        )
+    }
+
     /// The directory of deployment lock files.
     pub fn locks_dir(&self) -> PathBuf {
         path::locks_dir(self.home.as_ref())

@@ -156,11 +156,48 @@ pub fn state_version(session: &SshSession) -> Option<String> {
     })
 }
 
+/// What activation needs to know of a machine's definition.
+#[derive(Clone, Debug, Default)]
+pub struct MachineSpec {
+    pub always_activate: bool,
+    pub has_fast_connection: bool,
+    pub keys: BTreeMap<String, KeySpec>,
+}
+
+impl MachineSpec {
+    /// From the evaluated definition (deploy).
+    pub fn from_def(def: &MachineInfo) -> Self {
+        MachineSpec {
+            always_activate: def.always_activate,
+            has_fast_connection: def.has_fast_connection,
+            keys: def.keys.clone(),
+        }
+    }
+
+    /// From what the state recorded at the last deploy (rollback, no evaluation):
+    /// always activate.
+    pub fn from_record(record: &ResourceRecord) -> Self {
+        MachineSpec {
+            always_activate: true,
+            has_fast_connection: record.bool_attr("hasFastConnection"),
+            keys: recorded_keys(record),
+        }
+    }
+}
+
+/// The key specs recorded in state at the last deploy.
+pub fn recorded_keys(record: &ResourceRecord) -> BTreeMap<String, KeySpec> {
+    record
+        .attr("keys")
+        .and_then(|k| serde_json::from_str(k).ok())
+        .unwrap_or_default()
+}
+
 pub(super) struct MachineTask<'a, 'd> {
     pub deployer: &'a Deployer<'d>,
     pub opts: &'a DeployOptions,
     pub record: ResourceRecord,
-    pub def: MachineInfo,
+    pub def: MachineSpec,
     pub tmp: &'a Path,
     pub build: &'a BuildSlot,
     pub copy_limit: &'a Limit,
@@ -392,11 +429,7 @@ impl MachineTask<'_, '_> {
     }
 
     fn send_keys(&self, session: &SshSession) -> Result<(), String> {
-        let previous: BTreeMap<String, KeySpec> = self
-            .record
-            .attr("keys")
-            .and_then(|k| serde_json::from_str(k).ok())
-            .unwrap_or_default();
+        let previous = recorded_keys(&self.record);
         let mut on_key = |attr: &str, key: &KeySpec| {
             self.log(
                 Phase::Keys,

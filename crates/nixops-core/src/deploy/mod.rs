@@ -20,7 +20,7 @@ use crate::parallel::{self, Limit};
 use crate::ssh::SshSession;
 use crate::state::{depl_attr, AttrValue, DeploymentRecord, ResourceRecord, StateError, StateFile};
 
-pub use machine::{MachineOutcome, SshSettings};
+pub use machine::{connect, recorded_keys, session_for, MachineOutcome, MachineSpec, SshSettings};
 
 /// The options of `nixops deploy` (and of `rollback`, which shares the second half).
 #[derive(Clone, Debug, Default)]
@@ -71,6 +71,8 @@ pub enum DeployError {
         old: String,
         new: String,
     },
+    #[error("cannot roll back machine ‘{name}’ which no longer exists")]
+    NoLongerExists { name: String },
     #[error("cannot create a temporary directory")]
     TempDir(#[source] std::io::Error),
     #[error("cannot generate an SSH key pair for machine ‘{machine}’")]
@@ -248,27 +250,6 @@ impl Deployer<'_> {
         Ok(info)
     }
 
-    /// The physical network expression from the state of the active machines.
-    pub fn physical(&self, depl: &DeploymentRecord, info: &NetworkInfo) -> Vec<PhysicalMachine> {
-        depl.resources
-            .iter()
-            .filter(|r| backend::is_machine_type(&r.type_) && !r.obsolete())
-            .filter(|r| {
-                MachineName::new(&r.name)
-                    .map(|n| info.machines.contains_key(&n))
-                    .unwrap_or(false)
-            })
-            .map(|r| PhysicalMachine {
-                name: r.name.clone(),
-                public_ipv4: r.public_ipv4().map(str::to_owned),
-                private_ipv4: r.private_ipv4().map(str::to_owned),
-                authorized_key: r.attr(none::attr::PUBLIC_KEY).map(str::to_owned),
-                host_key: None,
-                state_version: r.attr("stateVersion").map(str::to_owned),
-            })
-            .collect()
-    }
-
     /// Record what each selected machine's definition says (NixOps'
     /// `set_common_state` and the backend's `create`): target, port, keys, and for
     /// `none` machines a provisioned SSH key pair.
@@ -408,8 +389,7 @@ impl Deployer<'_> {
         }
 
         let depl = self.state.load()?;
-        let physical = crate::eval::physical::render(&self.physical(&depl, &info))
-            .map_err(|e| DeployError::Eval(EvalError::Physical(e)))?;
+        let physical = physical_nix(&depl, &info)?;
         let names: Vec<MachineName> = selected
             .iter()
             .filter_map(|(r, _)| MachineName::new(&r.name).ok())
@@ -423,50 +403,17 @@ impl Deployer<'_> {
 
         // Build while the machines connect: the build runs here, every machine
         // waits for it on its own thread, then copies and activates.
-        let build_result: BuildSlot = BuildSlot::default();
-        let copy_limit = Limit::from_nixops(opts.max_concurrent_copy);
-        let activate_limit = Limit::from_nixops(opts.max_concurrent_activate);
-        let records: BTreeMap<String, ResourceRecord> = depl
-            .resources
-            .iter()
-            .map(|r| (r.name.clone(), r.clone()))
-            .collect();
-        let tasks: Vec<(ResourceRecord, MachineInfo, Option<SshSession>)> = selected
+        let tasks = selected
             .into_iter()
             .map(|(r, def)| {
                 let session = sessions.remove(&r.name);
-                (records.get(&r.name).cloned().unwrap_or(r), def, session)
+                // The record as first contact left it (pinned host key).
+                let r = depl.resource(&r.name).cloned().unwrap_or(r);
+                (r, MachineSpec::from_def(&def), session)
             })
             .collect();
-        let (outcomes, built) = std::thread::scope(|scope| {
-            let machines = scope.spawn(|| {
-                parallel::for_each(tasks, |(record, def, session)| {
-                    let ctx = machine::MachineTask {
-                        session,
-                        deployer: self,
-                        opts,
-                        record,
-                        def,
-                        tmp: tmp.path(),
-                        build: &build_result,
-                        copy_limit: &copy_limit,
-                        activate_limit: &activate_limit,
-                    };
-                    let name = ctx.record.name.clone();
-                    (name, ctx.run())
-                })
-            });
-            let built = self.build(&names, &physical, opts);
-            build_result.set(match &built {
-                Ok(Some(p)) => Ok(p.clone()),
-                Ok(None) => Err("the build produced no output".to_owned()),
-                Err(e) => Err(e.to_string()),
-            });
-            let outcomes = match machines.join() {
-                Ok(o) => o,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            (outcomes, built)
+        let (outcomes, built) = self.run_machines(opts, tasks, tmp.path(), || {
+            self.build(&names, &physical, opts)
         });
         summary.configs_path = built?;
         summary.machines.extend(outcomes);
@@ -480,6 +427,136 @@ impl Deployer<'_> {
             );
         }
         Ok(summary)
+    }
+
+    /// Run every machine's task on its own thread while `produce` (the build)
+    /// runs on this one; the machines wait for its result.
+    fn run_machines<B>(
+        &self,
+        opts: &DeployOptions,
+        tasks: Vec<(ResourceRecord, MachineSpec, Option<SshSession>)>,
+        tmp: &Path,
+        produce: B,
+    ) -> (
+        Vec<(String, MachineOutcome)>,
+        Result<Option<PathBuf>, DeployError>,
+    )
+    where
+        B: FnOnce() -> Result<Option<PathBuf>, DeployError>,
+    {
+        let build_result = BuildSlot::default();
+        let copy_limit = Limit::from_nixops(opts.max_concurrent_copy);
+        let activate_limit = Limit::from_nixops(opts.max_concurrent_activate);
+        std::thread::scope(|scope| {
+            let machines = scope.spawn(|| {
+                parallel::for_each(tasks, |(record, def, session)| {
+                    let task = machine::MachineTask {
+                        session,
+                        deployer: self,
+                        opts,
+                        record,
+                        def,
+                        tmp,
+                        build: &build_result,
+                        copy_limit: &copy_limit,
+                        activate_limit: &activate_limit,
+                    };
+                    let name = task.record.name.clone();
+                    (name, task.run())
+                })
+            });
+            let built = produce();
+            build_result.set(match &built {
+                Ok(Some(p)) => Ok(p.clone()),
+                Ok(None) => Err("the build produced no output".to_owned()),
+                Err(e) => Err(e.to_string()),
+            });
+            let outcomes = match machines.join() {
+                Ok(o) => o,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            (outcomes, built)
+        })
+    }
+
+    /// `nixops rollback N`: switch the rollback profile to generation `n` and
+    /// copy and activate the machines it holds, without evaluating.
+    pub fn rollback(
+        &self,
+        generation: u32,
+        opts: &DeployOptions,
+    ) -> Result<DeploySummary, DeployError> {
+        let depl = self.state.load()?;
+        if !depl.rollback_enabled() {
+            return Err(GenerationError::NotEnabled.into());
+        }
+        let configs = self.profile.switch(generation)?;
+        let mut names: Vec<String> = std::fs::read_dir(&configs)
+            .map_err(|source| GenerationError::Read {
+                profile: configs.clone(),
+                source,
+            })?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let selected: Vec<&String> = names.iter().filter(|n| opts.selects(n)).collect();
+        for name in &selected {
+            if depl.resource(name).is_none() {
+                return Err(DeployError::NoLongerExists {
+                    name: (*name).clone(),
+                });
+            }
+        }
+        for r in depl
+            .resources
+            .iter()
+            .filter(|r| backend::is_machine_type(&r.type_))
+        {
+            let in_generation = names.contains(&r.name);
+            if in_generation && r.obsolete() {
+                self.log(
+                    Phase::Deploy,
+                    format!("machine ‘{}’ is no longer obsolete", r.name),
+                );
+                self.state.set_resource_attrs(r.id, &[("obsolete", None)])?;
+            } else if !in_generation && !r.obsolete() {
+                self.log(Phase::Deploy, format!("machine ‘{}’ is obsolete", r.name));
+                self.state
+                    .set_resource_attrs(r.id, &[("obsolete", Some("1".to_owned()))])?;
+            }
+        }
+        let configs_str = configs.to_string_lossy().into_owned();
+        self.state.with(|s| {
+            s.set_deployment_attrs(
+                &self.state.uuid,
+                &[(depl_attr::CONFIGS_PATH, Some(configs_str))],
+            )
+        })?;
+        let depl = self.state.load()?;
+        let tasks = selected
+            .iter()
+            .filter_map(|n| depl.resource(n))
+            .map(|r| (r.clone(), MachineSpec::from_record(r), None))
+            .collect();
+        let tmp = tempfile::Builder::new()
+            .prefix("nixops-rollback-")
+            .tempdir()
+            .map_err(DeployError::TempDir)?;
+        let opts = DeployOptions {
+            always_activate: true,
+            dry_activate: false,
+            test: false,
+            boot: false,
+            ..opts.clone()
+        };
+        let (mut outcomes, _) =
+            self.run_machines(&opts, tasks, tmp.path(), || Ok(Some(configs.clone())));
+        outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(DeploySummary {
+            machines: outcomes,
+            configs_path: Some(configs),
+        })
     }
 
     /// Connect to a machine never reached before, pin its host key, and record
@@ -555,6 +632,32 @@ impl Deployer<'_> {
         }
         Ok(configs)
     }
+}
+
+/// The physical network expression from the state of the active machines.
+pub fn physical_machines(depl: &DeploymentRecord, info: &NetworkInfo) -> Vec<PhysicalMachine> {
+    depl.resources
+        .iter()
+        .filter(|r| backend::is_machine_type(&r.type_) && !r.obsolete())
+        .filter(|r| {
+            MachineName::new(&r.name)
+                .map(|n| info.machines.contains_key(&n))
+                .unwrap_or(false)
+        })
+        .map(|r| PhysicalMachine {
+            name: r.name.clone(),
+            public_ipv4: r.public_ipv4().map(str::to_owned),
+            private_ipv4: r.private_ipv4().map(str::to_owned),
+            authorized_key: r.attr(none::attr::PUBLIC_KEY).map(str::to_owned),
+            host_key: None,
+            state_version: r.attr("stateVersion").map(str::to_owned),
+        })
+        .collect()
+}
+
+/// The physical network expression (`physical.nix`) of `depl`.
+pub fn physical_nix(depl: &DeploymentRecord, info: &NetworkInfo) -> Result<String, EvalError> {
+    crate::eval::physical::render(&physical_machines(depl, info)).map_err(EvalError::Physical)
 }
 
 /// The result of the one build, awaited by every machine.

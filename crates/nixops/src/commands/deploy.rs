@@ -70,7 +70,6 @@ pub struct Args {
 use std::process::ExitCode;
 
 use nixops_core::deploy::{DeployError, DeployOptions, Deployer, SharedState, SshSettings};
-use nixops_core::generations::{self, Profile};
 
 use crate::error::{CliError, CliResult};
 use crate::render::log::LogRenderer;
@@ -87,29 +86,48 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
             "‘--plan-only’ is not implemented yet: no backend here has a plan",
         ));
     }
-    let opts = DeployOptions {
-        include: args.opts.include.clone(),
-        exclude: args.opts.exclude.clone(),
-        kill_obsolete: args.kill_obsolete,
-        dry_run: args.dry_run,
-        build_only: args.build_only,
-        create_only: args.create_only,
-        copy_only: args.copy_only,
-        dry_activate: args.dry_activate,
-        test: args.test,
-        boot: args.boot,
-        repair: args.repair,
-        always_activate: args.always_activate,
-        check: args.opts.check,
-        allow_reboot: args.opts.allow_reboot,
-        force_reboot: args.opts.force_reboot,
-        no_sync: args.opts.no_sync,
-        max_concurrent_copy: args.opts.max_concurrent_copy,
-        max_concurrent_activate: args.opts.max_concurrent_activate,
-    };
+    let mut opts = base_options(&args.opts);
+    opts.kill_obsolete = args.kill_obsolete;
+    opts.dry_run = args.dry_run;
+    opts.build_only = args.build_only;
+    opts.create_only = args.create_only;
+    opts.copy_only = args.copy_only;
+    opts.dry_activate = args.dry_activate;
+    opts.test = args.test;
+    opts.boot = args.boot;
+    opts.repair = args.repair;
+    opts.always_activate = args.always_activate;
+    run_pipeline(settings, "deploy", args.events.as_deref(), |d| {
+        d.deploy(&opts)
+    })
+}
+
+/// The options `deploy`, `rollback` and friends share.
+pub fn base_options(o: &crate::cli::DeploymentOptions) -> DeployOptions {
+    DeployOptions {
+        include: o.include.clone(),
+        exclude: o.exclude.clone(),
+        check: o.check,
+        allow_reboot: o.allow_reboot,
+        force_reboot: o.force_reboot,
+        no_sync: o.no_sync,
+        max_concurrent_copy: o.max_concurrent_copy,
+        max_concurrent_activate: o.max_concurrent_activate,
+        ..DeployOptions::default()
+    }
+}
+
+/// Open the selected deployment under its lock, render events, run `pipeline`,
+/// and turn its summary into an exit status.
+pub fn run_pipeline(
+    settings: &Settings,
+    command: &str,
+    events: Option<&std::path::Path>,
+    pipeline: impl FnOnce(&Deployer<'_>) -> Result<nixops_core::deploy::DeploySummary, DeployError>,
+) -> CliResult {
     let state = settings.open_state()?;
     let depl = settings.select(&state)?;
-    let _lock = settings.lock(&depl, "deploy")?;
+    let _lock = settings.lock(&depl, command)?;
     let evaluator = settings.evaluator(&depl)?;
     let mut names: Vec<(i64, String)> = depl
         .resources
@@ -119,7 +137,7 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
     names.sort();
     let names: Vec<String> = names.into_iter().map(|(_, n)| n).collect();
     let mut renderer = LogRenderer::new(&names, settings.debug);
-    if let Some(path) = &args.events {
+    if let Some(path) = events {
         renderer = renderer.with_json(crate::render::log::open_events(path)?);
     }
     let shared = SharedState::new(state, depl.uuid.clone());
@@ -128,13 +146,9 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
         evaluator: &evaluator,
         ssh: SshSettings::default(),
         reporter: &renderer,
-        profile: Profile::new(
-            std::path::Path::new(generations::PROFILES_DIR),
-            &generations::user_name(),
-            &depl.uuid,
-        ),
+        profile: settings.profile(&depl.uuid),
     };
-    let summary = deployer.deploy(&opts).map_err(deploy_error)?;
+    let summary = pipeline(&deployer).map_err(deploy_error)?;
     let failed = summary.failed();
     if failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -147,7 +161,7 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
     Err(CliError::new(message))
 }
 
-fn deploy_error(err: DeployError) -> CliError {
+pub fn deploy_error(err: DeployError) -> CliError {
     match err {
         DeployError::Eval(e) => e.into(),
         other => CliError::new(other.to_string()),

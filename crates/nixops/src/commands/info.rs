@@ -42,6 +42,11 @@ pub type Definitions = Option<Vec<(String, String)>>;
 /// One row of the table.
 #[derive(Debug, serde::Serialize)]
 struct Row {
+    #[serde(skip)]
+    uuid: String,
+    /// The deployment's name, or `(none)`.
+    #[serde(skip)]
+    depl_name: String,
     deployment: String,
     name: String,
     status: String,
@@ -54,12 +59,28 @@ struct Row {
 
 pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let state = settings.open_state()?;
-    let depls = settings.select_many(&state, args.all)?;
+    let depls = if args.all {
+        // Only the attributes the table shows: the full load is much slower.
+        state.deployments_with_resource_attrs(&[
+            "state",
+            "obsolete",
+            "vmId",
+            "publicIpv4",
+            "privateIpv4",
+            "configsPath",
+        ])?
+    } else {
+        vec![settings.select(&state)?]
+    };
     let mut out = String::new();
     let mut json = Vec::new();
     let mut rows = Vec::new();
     for depl in &depls {
-        let defs: Definitions = None;
+        let defs: Definitions = if args.no_eval {
+            None
+        } else {
+            definitions(depl, settings)
+        };
         let depl_rows = rows_of(depl, &defs);
         if args.json {
             json.push(serde_json::json!({
@@ -90,11 +111,13 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
         for r in &rows {
             let mut fields: Vec<&str> = Vec::with_capacity(8);
             if args.all {
-                fields.push(&r.deployment);
+                fields.push(&r.uuid);
+                fields.push(&r.depl_name);
             }
+            let status = r.status.to_lowercase();
             fields.extend([
                 r.name.as_str(),
-                &r.status,
+                &status,
                 &r.type_,
                 &r.resource_id,
                 &r.public_ipv4,
@@ -132,6 +155,31 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
     out.push_str(&table.render());
     print!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Evaluate `depl` for the names and types of its machines; on failure warn, as
+/// NixOps does, and go on with what the state knows.
+fn definitions(depl: &DeploymentRecord, settings: &Settings) -> Definitions {
+    let result = settings
+        .evaluator(depl)
+        .and_then(|ev| ev.info().map_err(crate::error::CliError::from));
+    match result {
+        Ok(info) => Some(
+            info.machines
+                .iter()
+                .map(|(name, m)| (name.to_string(), m.target_env.clone()))
+                .collect(),
+        ),
+        Err(err) => {
+            if let Some(detail) = &err.detail {
+                eprintln!("{}", detail.trim_end());
+            }
+            eprintln!(
+                "warning: evaluation of the deployment specification failed; status info may be incorrect\n"
+            );
+            None
+        }
+    }
 }
 
 fn header(depl: &DeploymentRecord) -> Result<String, crate::error::CliError> {
@@ -186,6 +234,8 @@ fn rows_of(depl: &DeploymentRecord, defs: &Definitions) -> Vec<Row> {
             let res = depl.resource(name);
             let defined = defs.as_ref().map(|d| d.iter().any(|(n, _)| n == name));
             Row {
+                uuid: depl.uuid.clone(),
+                depl_name: depl.name().unwrap_or("(none)").to_owned(),
                 deployment: depl.name_or_uuid().to_owned(),
                 name: name.to_owned(),
                 status: status(depl, res, defined),

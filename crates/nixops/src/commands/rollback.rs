@@ -14,3 +14,13 @@ pub struct Args {
     #[command(flatten)]
     pub opts: DeploymentOptions,
 }
+
+use crate::error::CliResult;
+use crate::settings::Settings;
+
+pub fn run(args: &Args, settings: &Settings) -> CliResult {
+    let opts = super::deploy::base_options(&args.opts);
+    super::deploy::run_pipeline(settings, "rollback", None, |d| {
+        d.rollback(args.generation, &opts)
+    })
+}
