@@ -83,6 +83,9 @@ pub enum DeployError {
     },
 }
 
+/// Each machine's name and how it ended.
+type Outcomes = Vec<(String, MachineOutcome)>;
+
 /// How a deploy ended for each machine it touched.
 #[derive(Debug, Default)]
 pub struct DeploySummary {
@@ -437,10 +440,7 @@ impl Deployer<'_> {
         tasks: Vec<(ResourceRecord, MachineSpec, Option<SshSession>)>,
         tmp: &Path,
         produce: B,
-    ) -> (
-        Vec<(String, MachineOutcome)>,
-        Result<Option<PathBuf>, DeployError>,
-    )
+    ) -> (Outcomes, Result<Option<PathBuf>, DeployError>)
     where
         B: FnOnce() -> Result<Option<PathBuf>, DeployError>,
     {
