@@ -136,7 +136,7 @@ pub fn run_pipeline(
         .collect();
     names.sort();
     let names: Vec<String> = names.into_iter().map(|(_, n)| n).collect();
-    let mut renderer = LogRenderer::new(&names, settings.debug);
+    let mut renderer = LogRenderer::new(&names, settings.debug).with_live_view();
     if let Some(path) = events {
         renderer = renderer.with_json(crate::render::log::open_events(path)?);
     }

@@ -17,9 +17,24 @@ pub struct LogRenderer {
     colours: Vec<(String, usize)>,
     use_colour: bool,
     json: Option<Mutex<Box<dyn Write + Send>>>,
-    stderr: Mutex<()>,
+    /// Guards stderr, and holds the live view when there is one.
+    stderr: Mutex<Live>,
     debug: bool,
 }
+
+/// The live view: one status line per machine under the log, redrawn on every
+/// event (terminals only).
+#[derive(Default)]
+struct Live {
+    enabled: bool,
+    /// Lines of the footer currently on screen.
+    drawn: usize,
+    /// Machine → what it is doing, in index order.
+    status: Vec<(String, String)>,
+}
+
+/// Footer lines are cut to this many characters so that none wraps.
+const LIVE_WIDTH: usize = 78;
 
 impl LogRenderer {
     /// `machines` are all names known to the deployment, in index order; they fix
@@ -40,9 +55,24 @@ impl LogRenderer {
                 .collect(),
             use_colour,
             json: None,
-            stderr: Mutex::new(()),
+            stderr: Mutex::new(Live::default()),
             debug,
         }
+    }
+
+    /// Show a live per-machine status view under the log (only on a terminal).
+    pub fn with_live_view(self) -> Self {
+        let term_ok = std::env::var("TERM").map(|t| t != "dumb").unwrap_or(false);
+        if self.use_colour && term_ok && !self.debug {
+            let mut live = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+            live.enabled = true;
+            live.status = self
+                .colours
+                .iter()
+                .map(|(m, _)| (m.clone(), "waiting".to_owned()))
+                .collect();
+        }
+        self
     }
 
     /// Also write every event as a JSON line to `sink`.
@@ -113,12 +143,58 @@ impl Reporter for LogRenderer {
         if event.status == Status::Log && event.message.is_none() && !self.debug {
             return;
         }
-        if let Some(line) = self.line(&event) {
-            let _guard = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
-            let mut err = std::io::stderr().lock();
+        let line = self.line(&event);
+        let mut live = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+        let mut err = std::io::stderr().lock();
+        if live.enabled {
+            if live.drawn > 0 {
+                // Up to the footer's first line, and clear to the end of the screen.
+                let _ = write!(err, "\x1b[{}A\x1b[J", live.drawn);
+            }
+            if let Some(line) = &line {
+                let _ = writeln!(err, "{line}");
+            }
+            if let (Some(machine), Some(text)) = (&event.machine, live_status(&event)) {
+                if let Some(slot) = live.status.iter_mut().find(|(m, _)| m == machine) {
+                    slot.1 = text;
+                }
+            }
+            for (machine, text) in &live.status {
+                let row = format!(
+                    "  {}{} {text}",
+                    machine,
+                    " ".repeat(self.width - machine.chars().count().min(self.width))
+                );
+                let row: String = row.chars().take(LIVE_WIDTH).collect();
+                let _ = writeln!(err, "\x1b[2m{row}\x1b[0m");
+            }
+            live.drawn = live.status.len();
+        } else if let Some(line) = line {
             let _ = writeln!(err, "{line}");
         }
+        let _ = err.flush();
     }
+}
+
+/// What the live view says a machine is doing after `ev`, if it changes.
+fn live_status(ev: &Event) -> Option<String> {
+    use nixops_core::events::Phase;
+    let text = match (ev.phase, ev.status) {
+        (_, Status::Failed) => format!(
+            "✗ failed: {}",
+            ev.error.as_deref().or(ev.message.as_deref()).unwrap_or("")
+        ),
+        (Phase::Connect, Status::Started) => "connecting".to_owned(),
+        (Phase::Copy, Status::Started) => "copying closure".to_owned(),
+        (Phase::Copy, Status::Succeeded) => "copied".to_owned(),
+        (Phase::Activate, Status::Started) => "activating".to_owned(),
+        (Phase::Activate, Status::Succeeded) => "✓ activated".to_owned(),
+        (Phase::Activate, Status::Skipped) => "✓ up to date".to_owned(),
+        (Phase::Reboot, Status::Log) => "rebooting".to_owned(),
+        (Phase::Keys, Status::Log) => "sending keys".to_owned(),
+        _ => return None,
+    };
+    Some(text)
 }
 
 /// The sink for `--events FILE` (`-` is stdout).
