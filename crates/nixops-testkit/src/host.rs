@@ -422,21 +422,6 @@ impl TestHost {
 
     /// The command that powers the host off when run inside it.
     pub const POWEROFF_COMMAND: &'static str = "/etc/nixops-testkit/poweroff";
-
-    /// Remove the host: kill everything in it, delete its veth and namespace.
-    pub(crate) fn destroy(&self) {
-        sys::kill_netns(&self.rec.netns);
-        if sys::link_exists(&self.rec.veth) {
-            let _ = Cmd::new("ip")
-                .args(["link", "del", &self.rec.veth])
-                .output_unchecked();
-        }
-        if sys::netns_exists(&self.rec.netns) {
-            let _ = Cmd::new("ip")
-                .args(["netns", "del", &self.rec.netns])
-                .output_unchecked();
-        }
-    }
 }
 
 /// The shell version of stop + boot, for reboots asked for from inside the
