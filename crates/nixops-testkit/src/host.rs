@@ -176,7 +176,9 @@ impl TestHost {
     }
 
     /// Run `argv` inside the host (its mount, network and UTS namespaces, as
-    /// root, clean environment). A non-zero exit is an error.
+    /// root, clean environment). A non-zero exit is an error. Output is read
+    /// until every process holding it exits: start background services with
+    /// their stdio redirected (`sh -c 'setsid -f CMD </dev/null >/dev/null 2>&1'`).
     pub fn exec(&self, argv: &[&str]) -> Result<Output, TestkitError> {
         let holder = self.holder_or_down()?;
         sys::run(&self.what("run a command"), self.cmd_in(holder, argv))
