@@ -176,7 +176,9 @@ impl TestHost {
     }
 
     /// Run `argv` inside the host (its mount, network and UTS namespaces, as
-    /// root, clean environment). A non-zero exit is an error.
+    /// root, clean environment). A non-zero exit is an error. Output is read
+    /// until every process holding it exits: start background services with
+    /// their stdio redirected (`sh -c 'setsid -f CMD </dev/null >/dev/null 2>&1'`).
     pub fn exec(&self, argv: &[&str]) -> Result<Output, TestkitError> {
         let holder = self.holder_or_down()?;
         sys::run(&self.what("run a command"), self.cmd_in(holder, argv))
@@ -422,21 +424,6 @@ impl TestHost {
 
     /// The command that powers the host off when run inside it.
     pub const POWEROFF_COMMAND: &'static str = "/etc/nixops-testkit/poweroff";
-
-    /// Remove the host: kill everything in it, delete its veth and namespace.
-    pub(crate) fn destroy(&self) {
-        sys::kill_netns(&self.rec.netns);
-        if sys::link_exists(&self.rec.veth) {
-            let _ = Cmd::new("ip")
-                .args(["link", "del", &self.rec.veth])
-                .output_unchecked();
-        }
-        if sys::netns_exists(&self.rec.netns) {
-            let _ = Cmd::new("ip")
-                .args(["netns", "del", &self.rec.netns])
-                .output_unchecked();
-        }
-    }
 }
 
 /// The shell version of stop + boot, for reboots asked for from inside the

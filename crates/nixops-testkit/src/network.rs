@@ -681,17 +681,48 @@ impl Network {
         for handle in pending {
             let _ = handle.join();
         }
-        let hosts: Vec<TestHost> = self
-            .rec
-            .hosts
-            .iter()
-            .map(|h| TestHost::new(h.clone(), self.shared.clone()))
+        // All hosts at once: one /proc scan per round, one `ip` for all
+        // namespaces. Deleting a namespace destroys its veth pair.
+        let netns: Vec<&str> = self.rec.hosts.iter().map(|h| h.netns.as_str()).collect();
+        sys::kill_netns_all(&netns);
+        let registered: Vec<&str> = netns
+            .into_iter()
+            .filter(|ns| sys::netns_exists(ns))
             .collect();
-        std::thread::scope(|s| {
-            for h in &hosts {
-                s.spawn(move || h.destroy());
+        if !registered.is_empty() {
+            let batch = self.rec.dir.join("teardown.batch");
+            let lines: String = registered
+                .iter()
+                .map(|ns| format!("netns del {ns}\n"))
+                .collect();
+            if fs::write(&batch, lines).is_ok() {
+                let _ = Cmd::new("ip")
+                    .args(["-force", "-batch"])
+                    .arg(&batch)
+                    .output_unchecked();
             }
-        });
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let left: Vec<&HostRecord> = self
+                .rec
+                .hosts
+                .iter()
+                .filter(|h| sys::link_exists(&h.veth))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                for h in left {
+                    let _ = Cmd::new("ip")
+                        .args(["link", "del", &h.veth])
+                        .output_unchecked();
+                }
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         if sys::link_exists(&self.rec.bridge) {
             let _ = Cmd::new("ip")
                 .args(["link", "del", &self.rec.bridge])

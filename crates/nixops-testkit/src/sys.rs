@@ -2,6 +2,7 @@
 //! a network namespace, probing TCP ports. Knows nothing of hosts or networks.
 
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -46,32 +47,62 @@ pub(crate) fn link_list() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The pids of the processes living in network namespace `ns`.
+/// The (device, inode) identity of network namespace `ns`.
+fn netns_id(ns: &str) -> Option<(u64, u64)> {
+    let meta = std::fs::metadata(Path::new("/run/netns").join(ns)).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+/// For each of `ids`, the live processes in that network namespace: one scan
+/// of `/proc` (what `ip netns pids` does, for many namespaces at once).
+fn pids_in(ids: &[(u64, u64)]) -> Vec<Vec<u32>> {
+    let mut found = vec![Vec::new(); ids.len()];
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(meta) = std::fs::metadata(entry.path().join("ns/net")) else {
+            continue;
+        };
+        if let Some(i) = ids.iter().position(|id| *id == (meta.dev(), meta.ino())) {
+            if pid_alive(pid) {
+                found[i].push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// The live processes in network namespace `ns`.
 pub(crate) fn netns_pids(ns: &str) -> Vec<u32> {
-    match Cmd::new("ip")
-        .args(["netns", "pids", ns])
-        .output_unchecked()
-    {
-        Ok(out) => String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect(),
-        Err(_) => Vec::new(),
+    match netns_id(ns) {
+        Some(id) => pids_in(&[id]).pop().unwrap_or_default(),
+        None => Vec::new(),
     }
 }
 
-/// SIGKILL every process in network namespace `ns`, until none is left
-/// (processes may fork while we kill, so this loops).
+/// SIGKILL every process in network namespace `ns`, until none is left.
 pub(crate) fn kill_netns(ns: &str) {
-    if !netns_exists(ns) {
+    kill_netns_all(&[ns]);
+}
+
+/// SIGKILL every process in the given network namespaces, until none is left
+/// (processes may fork while we kill, so this loops).
+pub(crate) fn kill_netns_all(names: &[&str]) {
+    let ids: Vec<(u64, u64)> = names.iter().filter_map(|ns| netns_id(ns)).collect();
+    if ids.is_empty() {
         return;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let pids: Vec<u32> = netns_pids(ns)
-            .into_iter()
-            .filter(|p| pid_alive(*p))
-            .collect();
+        let pids: Vec<u32> = pids_in(&ids).into_iter().flatten().collect();
         if pids.is_empty() || Instant::now() > deadline {
             return;
         }

@@ -85,6 +85,39 @@ fn three_hosts_are_separate_machines() {
         assert!(h.host_key_pub().starts_with("ssh-ed25519 "));
     }
 
+    // Hosts reach each other, and the deployer reaches their services.
+    let probe = format!("echo > /dev/tcp/{}/22 && echo reachable", hosts[2].ip());
+    assert_eq!(
+        ssh_ok(&net, &hosts[0], &format!("bash -c '{probe}'")),
+        "reachable\n"
+    );
+    hosts[1]
+        // Detached from exec's output pipes, as a service would be.
+        .exec(&[
+            "sh",
+            "-c",
+            "setsid -f python3 -m http.server 80 --directory /etc </dev/null >/dev/null 2>&1",
+        ])
+        .expect("starting a web server in the host");
+    let addr = std::net::SocketAddr::from((hosts[1].ip(), 80));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut page = String::new();
+    while Instant::now() < deadline {
+        if let Ok(mut conn) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            use std::io::{Read, Write};
+            conn.write_all(b"GET /hostname HTTP/1.0\r\n\r\n")
+                .expect("sending a request");
+            conn.read_to_string(&mut page).expect("reading the answer");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(page.starts_with("HTTP/1.0 200"), "{page}");
+    assert!(
+        page.ends_with(&format!("\r\n\r\n{}\n", hosts[1].name())),
+        "{page}"
+    );
+
     // Each host has its own /nix.
     let marker = unique("ntk-store-marker");
     let in_store = format!("/nix/store/{marker}");

@@ -73,6 +73,14 @@ enum Command {
         dir: PathBuf,
         host: String,
     },
+    /// How long HOST stays down when rebooted from inside (`never`: for good).
+    RebootDelay {
+        #[arg(long)]
+        dir: PathBuf,
+        host: String,
+        /// Seconds, or `never`.
+        delay: String,
+    },
     /// Remove leftovers of killed runs.
     Cleanup {
         /// Also remove networks left running by `up`.
@@ -151,6 +159,19 @@ fn run(cli: Cli) -> Result<ExitCode, TestkitError> {
         }
         Command::Start { dir, host } => {
             Network::open(&dir)?.host(&host)?.start()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RebootDelay { dir, host, delay } => {
+            let down = if delay == "never" {
+                None
+            } else {
+                let secs: f64 = delay.parse().map_err(|_| TestkitError::Host {
+                    host: host.clone(),
+                    reason: format!("invalid reboot delay ‘{delay}’ (seconds or ‘never’)"),
+                })?;
+                Some(Duration::from_secs_f64(secs.max(0.0)))
+            };
+            Network::open(&dir)?.host(&host)?.set_reboot_delay(down)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Cleanup { all } => {
