@@ -102,6 +102,10 @@ impl Event {
 /// Receives events. Called from many threads at once.
 pub trait Reporter: Send + Sync {
     fn report(&self, event: Event);
+
+    /// The machines an operation will report about, in index order (for
+    /// renderers that lay out one line or colour per machine).
+    fn machines(&self, _names: &[String]) {}
 }
 
 /// A reporter that drops everything, for callers that don't care.

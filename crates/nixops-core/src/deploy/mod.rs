@@ -249,6 +249,16 @@ impl Deployer<'_> {
             self.state
                 .set_resource_attrs(r.id, &[("index", Some(index.to_string()))])?;
         }
+        let depl = self.state.load()?;
+        let mut active: Vec<(i64, String)> = depl
+            .resources
+            .iter()
+            .filter(|r| !r.obsolete() && opts.selects(&r.name))
+            .map(|r| (r.index().unwrap_or(i64::MAX), r.name.clone()))
+            .collect();
+        active.sort();
+        let names: Vec<String> = active.into_iter().map(|(_, n)| n).collect();
+        self.reporter.machines(&names);
         self.report(Event::new(None, Phase::Evaluate, Status::Succeeded));
         Ok(info)
     }

@@ -1,77 +1,73 @@
 //! Rendering events on stderr the way NixOps logs: `machine> line`, names padded
-//! to the longest machine name, one colour per machine on a terminal; and JSON
-//! lines for `--events`.
+//! to the longest machine name, one colour per machine on a terminal, a live
+//! per-machine status view under the log on a terminal; and JSON lines for
+//! `--events`.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
-use nixops_core::events::{Event, Reporter, Status};
+use nixops_core::events::{Event, Phase, Reporter, Status};
 
 /// Colours NixOps cycles through for machine prefixes (`31 + index % 7`).
 const COLOURS: usize = 7;
 
-/// Writes events as NixOps-style log lines to stderr, and optionally as JSON lines
-/// to a second sink.
-pub struct LogRenderer {
-    width: usize,
-    colours: Vec<(String, usize)>,
-    use_colour: bool,
-    json: Option<Mutex<Box<dyn Write + Send>>>,
-    /// Guards stderr, and holds the live view when there is one.
-    stderr: Mutex<Live>,
-    debug: bool,
-}
-
-/// The live view: one status line per machine under the log, redrawn on every
-/// event (terminals only).
-#[derive(Default)]
-struct Live {
-    enabled: bool,
-    /// Lines of the footer currently on screen.
-    drawn: usize,
-    /// Machine → what it is doing, in index order.
-    status: Vec<(String, String)>,
-}
-
 /// Footer lines are cut to this many characters so that none wraps.
 const LIVE_WIDTH: usize = 78;
 
+/// Writes events as NixOps-style log lines to stderr, and optionally as JSON lines
+/// to a second sink.
+pub struct LogRenderer {
+    use_colour: bool,
+    live: bool,
+    debug: bool,
+    json: Option<Mutex<Box<dyn Write + Send>>>,
+    /// Guards stderr and what is on it.
+    screen: Mutex<Screen>,
+}
+
+#[derive(Default)]
+struct Screen {
+    /// Longest machine name: prefixes are padded to it.
+    width: usize,
+    /// Machines in index order, with what each is doing (for the live view).
+    machines: Vec<(String, String)>,
+    /// Lines of the live view currently on screen.
+    drawn: usize,
+}
+
+impl Screen {
+    fn learn(&mut self, machine: &str) {
+        if !self.machines.iter().any(|(m, _)| m == machine) {
+            self.machines
+                .push((machine.to_owned(), "waiting".to_owned()));
+            self.width = self.width.max(machine.chars().count());
+        }
+    }
+}
+
 impl LogRenderer {
-    /// `machines` are all names known to the deployment, in index order; they fix
-    /// the prefix width and colours.
+    /// `machines` are the names known so far, in index order; more are learnt from
+    /// [`Reporter::machines`] and from the events themselves.
     pub fn new(machines: &[String], debug: bool) -> Self {
         let use_colour = std::io::stderr().is_terminal()
             && crate::env_vars::get(crate::env_vars::NO_COLOR).is_none();
+        let mut screen = Screen::default();
+        for m in machines {
+            screen.learn(m);
+        }
         LogRenderer {
-            width: machines
-                .iter()
-                .map(|m| m.chars().count())
-                .max()
-                .unwrap_or(0),
-            colours: machines
-                .iter()
-                .enumerate()
-                .map(|(i, m)| (m.clone(), i % COLOURS))
-                .collect(),
             use_colour,
-            json: None,
-            stderr: Mutex::new(Live::default()),
+            live: false,
             debug,
+            json: None,
+            screen: Mutex::new(screen),
         }
     }
 
     /// Show a live per-machine status view under the log (only on a terminal).
-    pub fn with_live_view(self) -> Self {
+    pub fn with_live_view(mut self) -> Self {
         let term_ok = std::env::var("TERM").map(|t| t != "dumb").unwrap_or(false);
-        if self.use_colour && term_ok && !self.debug {
-            let mut live = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
-            live.enabled = true;
-            live.status = self
-                .colours
-                .iter()
-                .map(|(m, _)| (m.clone(), "waiting".to_owned()))
-                .collect();
-        }
+        self.live = self.use_colour && term_ok && !self.debug;
         self
     }
 
@@ -81,18 +77,18 @@ impl LogRenderer {
         self
     }
 
-    fn prefix(&self, machine: &str) -> String {
-        let dots = ".".repeat(self.width.saturating_sub(machine.chars().count()));
+    fn prefix(&self, screen: &Screen, machine: &str) -> String {
+        let dots = ".".repeat(screen.width.saturating_sub(machine.chars().count()));
         let plain = format!("{machine}{dots}> ");
         if !self.use_colour {
             return plain;
         }
-        let colour = self
-            .colours
+        let colour = screen
+            .machines
             .iter()
-            .find(|(m, _)| m == machine)
-            .map(|(_, c)| *c)
-            .unwrap_or(0);
+            .position(|(m, _)| m == machine)
+            .unwrap_or(0)
+            % COLOURS;
         format!("\x1b[1;{}m{plain}\x1b[0m", 31 + colour)
     }
 
@@ -105,10 +101,9 @@ impl LogRenderer {
     }
 
     /// The text line for an event, or `None` if it is not shown.
-    fn line(&self, ev: &Event) -> Option<String> {
+    fn line(&self, screen: &Screen, ev: &Event) -> Option<String> {
         let body = match ev.status {
-            Status::Log => ev.message.clone()?,
-            Status::Started => ev.message.clone()?,
+            Status::Log | Status::Started => ev.message.clone()?,
             Status::Succeeded | Status::Skipped => {
                 let msg = ev.message.clone()?;
                 self.paint("1;32", &msg)
@@ -126,13 +121,45 @@ impl LogRenderer {
             }
         };
         Some(match &ev.machine {
-            Some(m) => format!("{}{body}", self.prefix(m)),
+            Some(m) => format!("{}{body}", self.prefix(screen, m)),
             None => body,
         })
+    }
+
+    fn draw(&self, screen: &mut Screen, err: &mut impl Write, line: Option<&str>) {
+        if !self.live {
+            if let Some(line) = line {
+                let _ = writeln!(err, "{line}");
+            }
+            return;
+        }
+        if screen.drawn > 0 {
+            // Back to the view's first line, and clear to the end of the screen.
+            let _ = write!(err, "\x1b[{}A\x1b[J", screen.drawn);
+        }
+        if let Some(line) = line {
+            let _ = writeln!(err, "{line}");
+        }
+        for (machine, text) in &screen.machines {
+            let pad = " ".repeat(screen.width - machine.chars().count().min(screen.width));
+            let row: String = format!("  {machine}{pad}  {text}")
+                .chars()
+                .take(LIVE_WIDTH)
+                .collect();
+            let _ = writeln!(err, "\x1b[2m{row}\x1b[0m");
+        }
+        screen.drawn = screen.machines.len();
     }
 }
 
 impl Reporter for LogRenderer {
+    fn machines(&self, names: &[String]) {
+        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        for n in names {
+            screen.learn(n);
+        }
+    }
+
     fn report(&self, event: Event) {
         if let Some(json) = &self.json {
             let mut sink = json.lock().unwrap_or_else(|e| e.into_inner());
@@ -143,55 +170,37 @@ impl Reporter for LogRenderer {
         if event.status == Status::Log && event.message.is_none() && !self.debug {
             return;
         }
-        let line = self.line(&event);
-        let mut live = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
-        let mut err = std::io::stderr().lock();
-        if live.enabled {
-            if live.drawn > 0 {
-                // Up to the footer's first line, and clear to the end of the screen.
-                let _ = write!(err, "\x1b[{}A\x1b[J", live.drawn);
-            }
-            if let Some(line) = &line {
-                let _ = writeln!(err, "{line}");
-            }
-            if let (Some(machine), Some(text)) = (&event.machine, live_status(&event)) {
-                if let Some(slot) = live.status.iter_mut().find(|(m, _)| m == machine) {
+        let mut screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(machine) = &event.machine {
+            screen.learn(machine);
+            if let Some(text) = live_status(&event) {
+                if let Some(slot) = screen.machines.iter_mut().find(|(m, _)| m == machine) {
                     slot.1 = text;
                 }
             }
-            for (machine, text) in &live.status {
-                let row = format!(
-                    "  {}{} {text}",
-                    machine,
-                    " ".repeat(self.width - machine.chars().count().min(self.width))
-                );
-                let row: String = row.chars().take(LIVE_WIDTH).collect();
-                let _ = writeln!(err, "\x1b[2m{row}\x1b[0m");
-            }
-            live.drawn = live.status.len();
-        } else if let Some(line) = line {
-            let _ = writeln!(err, "{line}");
         }
+        let line = self.line(&screen, &event);
+        let mut err = std::io::stderr().lock();
+        self.draw(&mut screen, &mut err, line.as_deref());
         let _ = err.flush();
     }
 }
 
-/// What the live view says a machine is doing after `ev`, if it changes.
+/// What the live view says a machine is doing after `ev`, if that changes.
 fn live_status(ev: &Event) -> Option<String> {
-    use nixops_core::events::Phase;
     let text = match (ev.phase, ev.status) {
         (_, Status::Failed) => format!(
-            "✗ failed: {}",
+            "failed: {}",
             ev.error.as_deref().or(ev.message.as_deref()).unwrap_or("")
         ),
         (Phase::Connect, Status::Started) => "connecting".to_owned(),
         (Phase::Copy, Status::Started) => "copying closure".to_owned(),
         (Phase::Copy, Status::Succeeded) => "copied".to_owned(),
-        (Phase::Activate, Status::Started) => "activating".to_owned(),
-        (Phase::Activate, Status::Succeeded) => "✓ activated".to_owned(),
-        (Phase::Activate, Status::Skipped) => "✓ up to date".to_owned(),
-        (Phase::Reboot, Status::Log) => "rebooting".to_owned(),
         (Phase::Keys, Status::Log) => "sending keys".to_owned(),
+        (Phase::Activate, Status::Started) => "activating".to_owned(),
+        (Phase::Activate, Status::Succeeded) => "activated".to_owned(),
+        (Phase::Activate, Status::Skipped) => "up to date".to_owned(),
+        (Phase::Reboot, Status::Log) => "rebooting".to_owned(),
         _ => return None,
     };
     Some(text)
@@ -213,20 +222,24 @@ pub fn open_events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nixops_core::events::Phase;
 
     #[test]
     fn prefixes_are_padded_to_the_longest_name() {
         let r = LogRenderer {
             use_colour: false,
-            ..LogRenderer::new(&["web1".into(), "proxy".into()], false)
+            ..LogRenderer::new(&["web1".into()], false)
         };
+        r.machines(&["proxy".into()]);
+        let screen = r.screen.lock().expect("invariant: not poisoned");
         let ev = Event::new(Some("web1"), Phase::Copy, Status::Log).message("copying closure...");
-        assert_eq!(r.line(&ev).as_deref(), Some("web1.> copying closure..."));
+        assert_eq!(
+            r.line(&screen, &ev).as_deref(),
+            Some("web1.> copying closure...")
+        );
         let ev = Event::new(Some("proxy"), Phase::Activate, Status::Failed)
             .error("unable to activate new configuration (exit code 4)");
         assert_eq!(
-            r.line(&ev).as_deref(),
+            r.line(&screen, &ev).as_deref(),
             Some("proxy> error: unable to activate new configuration (exit code 4)")
         );
     }
