@@ -71,6 +71,8 @@ pub enum DeployError {
         old: String,
         new: String,
     },
+    #[error("machine ‘{name}’ given to ‘--include’ or ‘--exclude’ does not exist in the network")]
+    UnknownMachine { name: String },
     #[error("cannot roll back machine ‘{name}’ which no longer exists")]
     NoLongerExists { name: String },
     #[error("cannot create a temporary directory")]
@@ -170,6 +172,17 @@ impl Deployer<'_> {
         self.report(Event::new(None, Phase::Evaluate, Status::Started));
         let info = self.evaluator.info()?;
         let uuid = &self.state.uuid;
+        // NixOps ignores names that match nothing (issue #459); a typo there would
+        // silently deploy everything else.
+        let depl = self.state.load()?;
+        for name in opts.include.iter().chain(&opts.exclude) {
+            let defined = MachineName::new(name)
+                .map(|n| info.machines.contains_key(&n))
+                .unwrap_or(false);
+            if !defined && depl.resource(name).is_none() {
+                return Err(DeployError::UnknownMachine { name: name.clone() });
+            }
+        }
         self.state.with(|s| {
             s.set_deployment_attrs(
                 uuid,
