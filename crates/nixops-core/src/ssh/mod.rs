@@ -181,6 +181,18 @@ pub enum SshError {
 }
 
 impl SshError {
+    /// A connection failure that trying again won't fix: a name that doesn't
+    /// resolve, or a server that refuses our keys.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SshError::Connect { stderr, .. } => {
+                stderr.contains("Could not resolve hostname")
+                    || stderr.contains("Permission denied")
+            }
+            _ => false,
+        }
+    }
+
     /// The machine the error is about.
     pub fn machine(&self) -> &str {
         match self {
@@ -496,7 +508,7 @@ impl SshSession {
                     *up = true;
                     return Ok(());
                 }
-                Err(err @ SshError::Connect { .. }) if attempt < tries => {
+                Err(err @ SshError::Connect { .. }) if attempt < tries && !err.is_permanent() => {
                     tracing::warn!(
                         machine = %self.machine,
                         "could not connect to ‘{}’, retrying in {} seconds...: {err}",

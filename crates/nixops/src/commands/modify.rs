@@ -40,7 +40,10 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let mut attrs = vec![(depl_attr::NIX_EXPRS, AttrValue::str_list(&files).encode())];
     // NixOps wipes the stored search path when `-I` is not given again; keep it.
     if !nix_path.is_empty() {
-        attrs.push((depl_attr::NIX_PATH, super::create::nix_path_value(&nix_path)));
+        attrs.push((
+            depl_attr::NIX_PATH,
+            super::create::nix_path_value(&nix_path),
+        ));
     }
     if let Some(name) = &args.name {
         attrs.push((depl_attr::NAME, Some(name.clone())));
