@@ -56,6 +56,14 @@ fn run(command: Command) -> CliResult {
         Command::Import(a) => c::import::run(a, &settings),
         Command::Edit(a) => c::edit::run(a, &settings),
         Command::Deploy(a) => c::deploy::run(a, &settings),
+        Command::SendKeys(a) => c::send_keys::run(a, &settings),
+        Command::Reboot(a) => c::reboot::run(a, &settings),
+        Command::Destroy(a) => c::destroy::run(a, &settings),
+        Command::Stop(a) => c::stop::run(a, &settings),
+        Command::Start(a) => c::start::run(a, &settings),
+        Command::ShowConsoleOutput(a) => c::show_console_output::run(a, &settings),
+        Command::Backup(a) => c::backup::run(a, &settings),
+        Command::Restore(a) => c::restore::run(a, &settings),
         _ => Err(CliError::not_implemented(command.name())),
     }
 }
