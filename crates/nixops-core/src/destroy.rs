@@ -158,7 +158,7 @@ mod tests {
     fn the_expression_links_every_machine() {
         let e = machines_expr(&[("web-1".into(), "/nix/store/abc-x".into())]);
         assert!(
-            e.contains("web-1 = builtins.storePath \"/nix/store/abc-x\";"),
+            e.contains("\"web-1\" = builtins.storePath \"/nix/store/abc-x\";"),
             "{e}"
         );
         assert!(e.contains("import <nixpkgs>"), "{e}");
