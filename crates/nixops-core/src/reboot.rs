@@ -99,26 +99,23 @@ impl Rebooter<'_> {
         record: &ResourceRecord,
     ) -> Result<bool, RebootError> {
         self.log(&record.name, "rebooting...");
-        // NixOS puts systemctl on the login PATH; hosts whose sshd does not
-        // still find the system's own one. The connection may drop while the
-        // command runs: that is the point, so its status is not checked.
+        // NixOS puts systemctl on the login PATH; on hosts whose sshd does not,
+        // the system's own one is still found first.
         let script = format!(
             "touch {MARKER} 2>/dev/null && echo marked; \
              PATH=/run/current-system/sw/bin:$PATH; export PATH; \
              systemctl reboot || reboot"
         );
-        let out = session.run_unchecked(&Remote::shell(script));
-        let marked = match out {
-            Ok(out) => String::from_utf8_lossy(&out.stdout).contains("marked"),
-            // Unreachable before anything happened: a real failure.
-            Err(source @ SshError::Connect { .. }) => {
-                return Err(RebootError::Request {
-                    machine: record.name.clone(),
-                    source,
-                })
-            }
-            Err(_) => false,
-        };
+        // The connection may drop while the command runs (that is the point), so
+        // only a failure to connect beforehand is an error.
+        session.connect().map_err(|source| RebootError::Request {
+            machine: record.name.clone(),
+            source,
+        })?;
+        let marked = session
+            .run_unchecked(&Remote::shell(script))
+            .map(|out| String::from_utf8_lossy(&out.stdout).contains("marked"))
+            .unwrap_or(false);
         session.disconnect();
         self.set_state(record, ResourceState::Starting)?;
         Ok(marked)

@@ -37,6 +37,11 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let renderer = renderer(&depl, settings);
     let tmp = temp_dir()?;
     let ssh = SshSettings::default();
+    // A machine in its rescue system gets no keys (as in NixOps).
+    let machines: Vec<ResourceRecord> = machines
+        .into_iter()
+        .filter(|r| r.state() != nixops_core::state::ResourceState::Rescue)
+        .collect();
     let results = parallel::for_each(machines, |record| {
         let result = send_to(&record, &ssh, tmp.path(), &renderer);
         if let Err(reason) = &result {

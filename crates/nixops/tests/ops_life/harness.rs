@@ -237,6 +237,15 @@ impl OpsEnv {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// The Status cell of `machine` in `nixops info --no-eval`, if it is listed.
+    pub fn status(&self, machine: &str) -> Option<String> {
+        let info = self.run("info", &["--no-eval"]).ok();
+        info.stdout.lines().find_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells.get(1) == Some(&machine)).then(|| cells[2].to_owned())
+        })
+    }
+
     /// `owner group mode` of a file on a host.
     pub fn stat(&self, host: &str, path: &str) -> String {
         self.on(host, &["stat", "-c", "%U %G %a", path])

@@ -43,8 +43,7 @@ fn reboot_waits_for_the_machine_and_sends_keys_again() {
         env.on("web1", &["readlink", "-f", "/run/booted-system"]),
         toplevel.as_str().expect("toplevel is recorded")
     );
-    let info = env.run("info", &["--no-eval"]).ok();
-    assert!(info.stdout.contains("| web1 | Up"), "{}", info.render());
+    assert_eq!(env.status("web1").as_deref(), Some("Up / Up-to-date"));
     snap!(env, "reboot", run);
 }
 
@@ -72,11 +71,70 @@ fn reboot_of_a_machine_that_never_comes_back_times_out() {
         "{}",
         run.render()
     );
-    let info = env.run("info", &["--no-eval"]).ok();
-    assert!(
-        info.stdout.contains("| web1 | Starting"),
-        "{}",
-        info.render()
-    );
+    assert_eq!(env.status("web1").as_deref(), Some("Starting / Up-to-date"));
     snap!(env, "reboot_timeout", run);
+}
+
+#[test]
+fn reboot_no_wait_leaves_the_machine_starting() {
+    let Some(env) = OpsEnv::new(&["web1", "web2"]) else {
+        return;
+    };
+    env.write("web2-key", "from-a-command");
+    env.create(&network(&env));
+    env.deploy();
+    env.host("web2")
+        .set_reboot_delay(Some(Duration::from_secs(1)))
+        .expect("reboot delay is set");
+
+    let run = env.run("reboot", &["--include", "web2", "--no-wait"]).ok();
+
+    assert!(!run.stderr.contains("waiting"), "{}", run.render());
+    assert_eq!(env.status("web2").as_deref(), Some("Starting / Up-to-date"));
+    assert_eq!(env.status("web1").as_deref(), Some("Up / Up-to-date"));
+    snap!(env, "reboot_no_wait", run);
+}
+
+/// A configuration that needs a reboot: `deploy --allow-reboot` reboots through
+/// the same code as `nixops reboot`, and the keys are back afterwards.
+#[test]
+fn deploy_reboots_when_the_configuration_needs_it() {
+    let Some(env) = OpsEnv::new(&["web1"]) else {
+        return;
+    };
+    env.create(
+        r#"{
+  web1 = { ... }: {
+    test.requireReboot = true;
+    deployment.keys.k = { text = "after-reboot"; permissions = "0400"; };
+  };
+}
+"#,
+    );
+    env.host("web1")
+        .set_reboot_delay(Some(Duration::from_secs(1)))
+        .expect("reboot delay is set");
+    env.on("web1", &["touch", "/run/before-reboot"]);
+
+    let run = env.run("deploy", &["--allow-reboot"]).ok();
+
+    for line in [
+        "web1> [down]",
+        "web1> [up]",
+        "deployment finished successfully",
+    ] {
+        assert!(run.stderr.contains(line), "{line}:\n{}", run.render());
+    }
+    let marker = env
+        .host("web1")
+        .exec_unchecked(&["test", "-e", "/run/before-reboot"])
+        .expect("test runs on the host");
+    assert!(!marker.status.success(), "web1 did not reboot");
+    assert_eq!(env.on("web1", &["cat", "/run/keys/k"]), "after-reboot");
+    assert_eq!(env.stat("web1", "/run/keys/k"), "root root 400");
+    let toplevel = env.exported("web1")["toplevel"].clone();
+    assert_eq!(
+        env.on("web1", &["readlink", "-f", "/run/booted-system"]),
+        toplevel.as_str().expect("toplevel is recorded")
+    );
 }
