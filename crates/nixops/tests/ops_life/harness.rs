@@ -292,6 +292,14 @@ impl OpsEnv {
     }
 }
 
+/// Deleting the deployments removes their rollback profiles, which live outside
+/// the test directory.
+impl Drop for OpsEnv {
+    fn drop(&mut self) {
+        let _ = self.command(&["delete", "--all", "--force"]).output();
+    }
+}
+
 fn to_run(out: Output) -> Run {
     Run {
         code: out.status.code().unwrap_or(-1),
