@@ -11,6 +11,21 @@ use std::collections::BTreeMap;
 use crate::eval::KeySpec;
 use crate::exec::{shell_quote, Cmd, ExecError};
 use crate::ssh::{Remote, SshError, SshSession};
+use crate::state::ResourceRecord;
+
+/// The state attribute holding a machine's keys as of its last deploy.
+pub const KEYS_ATTR: &str = "keys";
+
+/// What to do with a key whose user or group does not exist on the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissingOwner {
+    /// Upload it owned by root; the activation that follows creates the user and
+    /// hands the file over (what a deploy does: users may be new in it).
+    LeaveToActivation,
+    /// Refuse with [`KeyError::Upload`] (`send-keys`, after a reboot: the system is
+    /// active, so a missing user is a mistake in the key's definition).
+    Fail,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -43,8 +58,26 @@ pub enum KeyError {
         key: String,
         reason: String,
     },
+    #[error("the recorded keys of machine ‘{machine}’ cannot be read")]
+    Recorded {
+        machine: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Ssh(#[from] SshError),
+}
+
+/// The keys recorded in the state for `record` (attribute `keys`, written by
+/// deploy), by attribute name.
+pub fn recorded(record: &ResourceRecord) -> Result<BTreeMap<String, KeySpec>, KeyError> {
+    match record.attr(KEYS_ATTR) {
+        None => Ok(BTreeMap::new()),
+        Some(text) => serde_json::from_str(text).map_err(|source| KeyError::Recorded {
+            machine: record.name.clone(),
+            source,
+        }),
+    }
 }
 
 /// Exit codes of the upload script that mean a known problem.
@@ -85,36 +118,61 @@ fn contents(machine: &str, attr: &str, key: &KeySpec) -> Result<Vec<u8>, KeyErro
 }
 
 /// The remote script that installs stdin as `dest_dir/name`.
-pub fn upload_script(key: &KeySpec) -> String {
+pub fn upload_script(key: &KeySpec, missing_owner: MissingOwner) -> String {
     let dir = key.dest_dir.trim_end_matches('/');
     let dir = if dir.is_empty() { "/" } else { dir };
     let q = shell_quote;
     let file = format!("{dir}/{}", key.name);
     let tmp = format!("{dir}/.{}.tmp", key.name);
+    // Whether the owner can be set now; otherwise refuse, or keep the file
+    // root's until activation creates the user and chowns it.
+    let (owner_check, chown) = match missing_owner {
+        MissingOwner::Fail => (
+            format!(
+                "getent passwd {user} >/dev/null || exit {NO_SUCH_USER}; \
+                 getent group {group} >/dev/null || exit {NO_SUCH_GROUP}; ",
+                user = q(&key.user),
+                group = q(&key.group),
+            ),
+            format!(
+                "chown {} {}; ",
+                q(&format!("{}:{}", key.user, key.group)),
+                q(&tmp)
+            ),
+        ),
+        MissingOwner::LeaveToActivation => (
+            String::new(),
+            format!(
+                "if getent passwd {user} >/dev/null && getent group {group} >/dev/null; \
+                 then chown {owner} {tmp}; fi; ",
+                user = q(&key.user),
+                group = q(&key.group),
+                owner = q(&format!("{}:{}", key.user, key.group)),
+                tmp = q(&tmp),
+            ),
+        ),
+    };
     format!(
-        "set -e; \
-         getent passwd {user} >/dev/null || exit {NO_SUCH_USER}; \
-         getent group {group} >/dev/null || exit {NO_SUCH_GROUP}; \
+        "set -e; {owner_check}\
          if ! test -d {dir}; then mkdir -m 0750 -p {dir}; chown root:keys {dir} 2>/dev/null || true; fi; \
          umask 077; rm -f {tmp}; cat > {tmp}; \
-         chown {owner} {tmp}; chmod {perm} {tmp}; mv -f {tmp} {file}",
-        user = q(&key.user),
-        group = q(&key.group),
+         {chown}chmod {perm} {tmp}; mv -f {tmp} {file}",
         dir = q(dir),
         tmp = q(&tmp),
         file = q(&file),
-        owner = q(&format!("{}:{}", key.user, key.group)),
         perm = q(&key.permissions),
     )
 }
 
 /// Send every key in `keys` to the machine, remove the files of keys in `previous`
 /// that are gone, and mark `/run/keys/done`. `on_key` is told each key's name
-/// before it is sent.
+/// before it is sent. The first key that fails stops the upload: its error names
+/// the key and the machine.
 pub fn send_keys(
     session: &SshSession,
     keys: &BTreeMap<String, KeySpec>,
     previous: &BTreeMap<String, KeySpec>,
+    missing_owner: MissingOwner,
     on_key: &mut dyn FnMut(&str, &KeySpec),
 ) -> Result<(), KeyError> {
     let machine = session.machine();
@@ -130,7 +188,8 @@ pub fn send_keys(
     for (attr, key) in keys {
         on_key(attr, key);
         let bytes = contents(machine, attr, key)?;
-        let out = session.run_unchecked_with_stdin(&Remote::shell(upload_script(key)), bytes)?;
+        let out = session
+            .run_unchecked_with_stdin(&Remote::shell(upload_script(key, missing_owner)), bytes)?;
         let reason = match out.code() {
             0 => continue,
             NO_SUCH_USER => format!("user ‘{}’ does not exist on the machine", key.user),
@@ -196,13 +255,22 @@ mod tests {
 
     #[test]
     fn upload_script_quotes_every_name() {
-        let s = upload_script(&key("a b; $(x)"));
+        let s = upload_script(&key("a b; $(x)"), MissingOwner::Fail);
         assert!(s.contains("cat > '/run/keys/.a b; $(x).tmp'"), "{s}");
         assert!(
             s.contains("mv -f '/run/keys/.a b; $(x).tmp' '/run/keys/a b; $(x)'"),
             "{s}"
         );
         assert!(!s.contains("keys//"), "{s}");
+    }
+
+    #[test]
+    fn missing_owners_fail_or_wait_for_activation() {
+        let strict = upload_script(&key("k"), MissingOwner::Fail);
+        assert!(strict.contains("|| exit 71"), "{strict}");
+        let lenient = upload_script(&key("k"), MissingOwner::LeaveToActivation);
+        assert!(!lenient.contains("exit 71"), "{lenient}");
+        assert!(lenient.contains("then chown root:root"), "{lenient}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod deploy;
+pub mod destroy;
 pub mod eval;
 pub mod events;
 pub mod exec;
@@ -13,5 +14,6 @@ pub mod generations;
 pub mod keys;
 pub mod names;
 pub mod parallel;
+pub mod reboot;
 pub mod ssh;
 pub mod state;

@@ -63,6 +63,14 @@ fn run(command: Command) -> CliResult {
         Command::ShowOption(a) => c::show_option::run(a, &settings),
         Command::ShowArguments(a) => c::show_arguments::run(a, &settings),
         Command::DumpNixPaths(a) => c::dump_nix_paths::run(a, &settings),
+        Command::SendKeys(a) => c::send_keys::run(a, &settings),
+        Command::Reboot(a) => c::reboot::run(a, &settings),
+        Command::Destroy(a) => c::destroy::run(a, &settings),
+        Command::Stop(a) => c::stop::run(a, &settings),
+        Command::Start(a) => c::start::run(a, &settings),
+        Command::ShowConsoleOutput(a) => c::show_console_output::run(a, &settings),
+        Command::Backup(a) => c::backup::run(a, &settings),
+        Command::Restore(a) => c::restore::run(a, &settings),
         _ => Err(CliError::not_implemented(command.name())),
     }
 }

@@ -33,7 +33,6 @@ pub struct Settings {
     pub deployment: Option<String>,
     pub debug: bool,
     /// `--confirm`: answer yes to every question.
-    #[allow(dead_code)] // read by `destroy` and `delete` once they ask
     pub confirm: bool,
     pub nix: NixSettings,
 }

@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use super::{BuildSlot, DeployOptions, Deployer};
 use crate::backend::none;
 use crate::eval::{KeySpec, MachineInfo};
 use crate::events::{Event, Phase, Status};
 use crate::exec::{shell_quote, Stream};
-use crate::keys;
+use crate::keys::{self, MissingOwner};
 use crate::parallel::Limit;
+use crate::reboot::{self, Expected, Rebooter};
 use crate::ssh::{HostKeys, Remote, SessionOptions, SshError, SshSession, SshTarget};
 use crate::state::ResourceRecord;
 
@@ -180,17 +180,10 @@ impl MachineSpec {
         MachineSpec {
             always_activate: true,
             has_fast_connection: record.bool_attr("hasFastConnection"),
-            keys: recorded_keys(record),
+            // Unreadable recorded keys: nothing to send.
+            keys: keys::recorded(record).unwrap_or_default(),
         }
     }
-}
-
-/// The key specs recorded in state at the last deploy.
-pub fn recorded_keys(record: &ResourceRecord) -> BTreeMap<String, KeySpec> {
-    record
-        .attr("keys")
-        .and_then(|k| serde_json::from_str(k).ok())
-        .unwrap_or_default()
 }
 
 pub(super) struct MachineTask<'a, 'd> {
@@ -415,8 +408,19 @@ impl MachineTask<'_, '_> {
                     ),
                 );
             }
-            if let Err(reason) = reboot_and_wait(session, self, Duration::from_secs(300)) {
-                return self.fail(Phase::Reboot, reason);
+            let rebooter = Rebooter {
+                state: self.deployer.state,
+                ssh: &self.deployer.ssh,
+                identity_dir: self.tmp,
+                reporter: self.deployer.reporter,
+                timeout: reboot::DEFAULT_TIMEOUT,
+            };
+            let expected = Expected {
+                toplevel: Some(toplevel),
+                keys: &self.def.keys,
+            };
+            if let Err(e) = rebooter.reboot_sync(session, &self.record, &expected) {
+                return self.fail(Phase::Reboot, e.to_string());
             }
         }
         self.record_success(configs, toplevel, true);
@@ -429,18 +433,21 @@ impl MachineTask<'_, '_> {
     }
 
     fn send_keys(&self, session: &SshSession) -> Result<(), String> {
-        let previous = recorded_keys(&self.record);
+        // Unreadable old keys only mean stale files are not removed.
+        let previous = keys::recorded(&self.record).unwrap_or_default();
         let mut on_key = |attr: &str, key: &KeySpec| {
-            self.log(
-                Phase::Keys,
-                format!(
-                    "uploading key ‘{attr}’ to ‘{}/{}’...",
-                    key.dest_dir.trim_end_matches('/'),
-                    key.name
-                ),
-            );
+            self.log(Phase::Keys, reboot::upload_message(attr, key));
         };
-        keys::send_keys(session, &self.def.keys, &previous, &mut on_key).map_err(|e| e.to_string())
+        // Users created by this very deploy exist only after activation, which
+        // hands such keys over to them.
+        keys::send_keys(
+            session,
+            &self.def.keys,
+            &previous,
+            MissingOwner::LeaveToActivation,
+            &mut on_key,
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn record_success(&self, configs: &Path, toplevel: &str, up: bool) {
@@ -465,43 +472,6 @@ impl MachineTask<'_, '_> {
             );
         }
     }
-}
-
-/// Reboot the machine and wait until it has gone down and come back, at most
-/// `timeout` in all.
-fn reboot_and_wait(
-    session: &SshSession,
-    task: &MachineTask<'_, '_>,
-    timeout: Duration,
-) -> Result<(), String> {
-    task.log(Phase::Reboot, "rebooting...");
-    let started = std::time::Instant::now();
-    // The connection may drop while the command runs: that is the point.
-    let _ = session.run_unchecked(&Remote::shell("systemctl reboot || reboot"));
-    session.disconnect();
-    task.log(
-        Phase::Reboot,
-        "waiting for the machine to finish rebooting...",
-    );
-    let mut seen_down = false;
-    while started.elapsed() < timeout {
-        let up = session.connect().is_ok();
-        if up && seen_down {
-            task.log(Phase::Reboot, "[up]");
-            return Ok(());
-        }
-        if !up {
-            seen_down = true;
-        } else {
-            session.disconnect();
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    Err(format!(
-        "machine ‘{}’ did not come back within {} seconds after rebooting",
-        task.name(),
-        timeout.as_secs()
-    ))
 }
 
 fn last_line(stderr: &[u8]) -> String {

@@ -23,3 +23,15 @@ pub struct Args {
     #[arg(long, num_args = 1.., value_name = "DEVICE-NAME")]
     pub devices: Vec<String>,
 }
+
+use super::send_keys::active_machines;
+use super::stop::refuse;
+use crate::error::CliResult;
+use crate::settings::Settings;
+
+pub fn run(args: &Args, settings: &Settings) -> CliResult {
+    let state = settings.open_state()?;
+    let depl = settings.select(&state)?;
+    let machines = active_machines(&depl, &args.include, &args.exclude);
+    refuse(&machines, "restore", "cannot restore machines from backups")
+}
