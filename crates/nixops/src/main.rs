@@ -56,6 +56,10 @@ fn run(command: Command) -> CliResult {
         Command::Import(a) => c::import::run(a, &settings),
         Command::Edit(a) => c::edit::run(a, &settings),
         Command::Deploy(a) => c::deploy::run(a, &settings),
+        Command::Check(a) => c::check::run(a, &settings),
+        Command::Ssh(a) => c::ssh::run(a, &settings),
+        Command::SshForEach(a) => c::ssh_for_each::run(a, &settings),
+        Command::Scp(a) => c::scp::run(a, &settings),
         _ => Err(CliError::not_implemented(command.name())),
     }
 }

@@ -27,3 +27,30 @@ pub struct Args {
     #[arg(value_name = "DEST")]
     pub destination: String,
 }
+
+use nixops_core::ssh::{scp_cmd, scp_endpoints, ScpDirection};
+
+use super::ssh::{exit_code, find_machine, open_session, temp_dir};
+use crate::error::{CliError, CliResult};
+use crate::settings::Settings;
+
+pub fn run(args: &Args, settings: &Settings) -> CliResult {
+    let direction = match (args.scp_from, args.scp_to) {
+        (true, false) => ScpDirection::From,
+        (false, true) => ScpDirection::To,
+        _ => {
+            return Err(CliError::new(
+                "exactly one of ‘--from’ and ‘--to’ must be specified",
+            ))
+        }
+    };
+    let state = settings.open_state()?;
+    let depl = settings.select(&state)?;
+    let record = find_machine(&depl, &args.machine)?;
+    let dir = temp_dir()?;
+    let session = open_session(&state, &record, dir.path())?;
+    let (from, to) = scp_endpoints(session.target(), direction, &args.source, &args.destination);
+    eprintln!("{from} -> {to}");
+    let code = scp_cmd(&session, direction, &args.source, &args.destination).run_interactive()?;
+    Ok(exit_code(code))
+}
