@@ -24,6 +24,11 @@ pub struct Args {
     /// print the results as JSON (an addition to NixOps)
     #[arg(long)]
     pub json: bool,
+
+    /// forget the pinned SSH host key of these machines first, e.g. after a
+    /// reinstall; the check pins the key they present now (an addition to NixOps)
+    #[arg(long, num_args = 1.., value_name = "MACHINE-NAME")]
+    pub forget_host_key: Vec<String>,
 }
 
 /// The exit status, as `--help` explains it.
@@ -48,7 +53,11 @@ use crate::settings::Settings;
 
 pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let state = settings.open_state()?;
-    let depls = settings.select_many(&state, args.all)?;
+    let mut depls = settings.select_many(&state, args.all)?;
+    if !args.forget_host_key.is_empty() {
+        forget_host_keys(&state, &depls, &args.forget_host_key)?;
+        depls = settings.select_many(&state, args.all)?;
+    }
     let opts = CheckOptions {
         include: args.include.clone(),
         exclude: args.exclude.clone(),
@@ -64,6 +73,29 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
         print!("{}", render(&report, args.all, colour));
     }
     Ok(ExitCode::from(report.status()))
+}
+
+/// Remove the pinned host keys of `machines` (each must be a machine of one of
+/// `depls`).
+fn forget_host_keys(
+    state: &nixops_core::state::StateFile,
+    depls: &[nixops_core::state::DeploymentRecord],
+    machines: &[String],
+) -> Result<(), CliError> {
+    for name in machines {
+        let records: Vec<_> = depls
+            .iter()
+            .filter_map(|d| d.resource(name))
+            .filter(|r| nixops_core::backend::is_machine_type(&r.type_))
+            .collect();
+        if records.is_empty() {
+            return Err(CliError::new(format!("unknown machine ‘{name}’")));
+        }
+        for r in records {
+            state.set_resource_attrs(r.id, &[(nixops_core::deploy::HOST_KEY_ATTR, None)])?;
+        }
+    }
+    Ok(())
 }
 
 /// NixOps' colours, used only on a terminal.

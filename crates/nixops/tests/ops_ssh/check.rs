@@ -99,6 +99,14 @@ fn healthy_network_then_a_host_without_sshd() {
     let (code, _) = json(&env, &["--exclude", "web1"]);
     assert_eq!(code, 0);
     assert_eq!(state_of(&env, "web2").as_deref(), Some("3"));
+
+    // --all: every deployment, with a Deployment column.
+    let empty = env.write("empty.nix", b"{ }\n");
+    env.run(&["create", &empty.to_string_lossy(), "-d", "empty"])
+        .ok();
+    let run = env.run(&["check", "--all"]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    snap!(env, masked(&run));
 }
 
 #[test]

@@ -76,6 +76,19 @@ fn ssh_ssh_for_each_and_scp() {
     assert_eq!(std::fs::read(&local).expect("reading blob"), blob);
     let run = env.run(&["scp", "--from", "web1", "/root/missing", "x"]);
     assert_ne!(run.code, 0, "{}", run.render());
+
+    // A machine that cannot be reached counts as ssh's 255; the others still run.
+    env.host("web2").kill_sshd().expect("killing sshd");
+    let run = env.run(&["ssh-for-each", "-p", "--", "cat", "/etc/hostname"]);
+    assert_eq!(run.code, 255, "{}", run.render());
+    assert!(run.stderr.contains("web1.> web1\n"), "{}", run.render());
+    assert!(run.stderr.contains("proxy> proxy\n"), "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("web2.> error: unable to connect to machine ‘web2’"),
+        "{}",
+        run.render()
+    );
 }
 
 #[test]
@@ -114,4 +127,31 @@ fn errors() {
     snap!(env, run.render());
     let run = env.run(&["check"]);
     assert_eq!(run.code, 4, "{}", run.render());
+    assert!(run.stdout.contains("has changed"), "{}", run.render());
+
+    // Forgetting web1's key pins the one it presents now; it is reachable again.
+    let run = env.run(&["check", "--forget-host-key", "web1", "--include", "web1"]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    let run = env.run(&["ssh", "web1", "--", "true"]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    let pinned: String = rusqlite::Connection::open(env.path("state.nixops"))
+        .expect("opening the state")
+        .query_row(
+            "select a.value from ResourceAttrs a join Resources r on r.id = a.machine \
+             where r.name = 'web1' and a.name = 'publicHostKey'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("a pinned key for web1");
+    let presented: Vec<&str> = env
+        .host("web1")
+        .host_key_pub()
+        .split_whitespace()
+        .take(2)
+        .collect();
+    assert_eq!(pinned, presented.join(" "));
+    snap!(
+        env,
+        env.run(&["check", "--forget-host-key", "nope"]).render()
+    );
 }
