@@ -1,8 +1,9 @@
-//! `nixops scp`: copy files to or from a machine.
+//! `nixops scp`: copy files to or from a machine with the machine's SSH settings.
 
 use crate::cli::CommonArgs;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Exit status: scp's, 255 if the machine cannot be reached.")]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -49,6 +50,7 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let record = find_machine(&depl, &args.machine)?;
     let dir = temp_dir()?;
     let session = open_session(&state, &record, dir.path())?;
+    drop(state);
     let (from, to) = scp_endpoints(session.target(), direction, &args.source, &args.destination);
     eprintln!("{from} -> {to}");
     let code = scp_cmd(&session, direction, &args.source, &args.destination).run_interactive()?;

@@ -1,8 +1,13 @@
-//! `nixops ssh`: an SSH session or command on one machine.
+//! `nixops ssh`: an SSH session or command on one machine, and the SSH set-up the
+//! other user-facing SSH commands share (machine lookup, session with deploy's
+//! settings and pinned host key).
 
 use crate::cli::CommonArgs;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: the remote command's (or the shell's), 255 if the machine cannot be reached."
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -41,6 +46,8 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let record = find_machine(&depl, &args.machine)?;
     let dir = temp_dir()?;
     let session = open_session(&state, &record, dir.path())?;
+    // Nothing is written to the state during a session, which may last hours.
+    drop(state);
     let code = interactive_ssh(&session, &args.args).run_interactive()?;
     Ok(exit_code(code))
 }

@@ -1,8 +1,12 @@
-//! `nixops ssh-for-each`: run a command on every machine.
+//! `nixops ssh-for-each`: run a command on every active machine, one after the
+//! other or all at once, its output prefixed with the machine's name.
 
 use crate::cli::CommonArgs;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Output lines are prefixed with the machine's name, on stderr. Exit status: the largest of the machines' statuses (255 for a machine that cannot be reached)."
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
