@@ -5,6 +5,7 @@
 //! events, and errors are typed values that the CLI renders.
 
 pub mod backend;
+pub mod check;
 pub mod deploy;
 pub mod destroy;
 pub mod eval;

@@ -16,8 +16,10 @@ use crate::network::HostRecord;
 use crate::sys;
 use crate::TestkitError;
 
-/// The PATH every process started inside a host gets, like a root login.
-pub(crate) const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The PATH every process started inside a host gets, like a root login on
+/// NixOS: the installed system's tools (e.g. its `systemctl`) come first.
+pub(crate) const HOST_PATH: &str =
+    "/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How long a booting host may take until its sshd accepts connections.
 const SSHD_TIMEOUT: Duration = Duration::from_secs(15);

@@ -71,6 +71,10 @@ fn run(command: Command) -> CliResult {
         Command::ShowConsoleOutput(a) => c::show_console_output::run(a, &settings),
         Command::Backup(a) => c::backup::run(a, &settings),
         Command::Restore(a) => c::restore::run(a, &settings),
+        Command::Check(a) => c::check::run(a, &settings),
+        Command::Ssh(a) => c::ssh::run(a, &settings),
+        Command::SshForEach(a) => c::ssh_for_each::run(a, &settings),
+        Command::Scp(a) => c::scp::run(a, &settings),
         _ => Err(CliError::not_implemented(command.name())),
     }
 }

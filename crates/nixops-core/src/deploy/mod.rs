@@ -20,7 +20,7 @@ use crate::parallel::{self, Limit};
 use crate::ssh::SshSession;
 use crate::state::{depl_attr, AttrValue, DeploymentRecord, ResourceRecord, StateError, StateFile};
 
-pub use machine::{connect, session_for, MachineOutcome, MachineSpec, SshSettings};
+pub use machine::{connect, session_for, MachineOutcome, MachineSpec, SshSettings, HOST_KEY_ATTR};
 
 /// The options of `nixops deploy` (and of `rollback`, which shares the second half).
 #[derive(Clone, Debug, Default)]
