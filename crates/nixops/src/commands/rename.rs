@@ -25,10 +25,12 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let state = settings.open_state()?;
     let depl = settings.select(&state)?;
     let _lock = settings.lock(&depl, "rename")?;
+    // Checked and done in one transaction; the message only for a rename that
+    // happened, so that an error stays a single line.
+    state.rename_resource(&depl.uuid, &args.current_name, &args.new_name)?;
     eprintln!(
-        "renaming resource ‘{}’ to ‘{}’...",
+        "renamed resource ‘{}’ to ‘{}’",
         args.current_name, args.new_name
     );
-    state.rename_resource(&depl.uuid, &args.current_name, &args.new_name)?;
     Ok(ExitCode::SUCCESS)
 }

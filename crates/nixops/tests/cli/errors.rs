@@ -154,3 +154,23 @@ fn usage_errors_exit_2_and_unimplemented_commands_exit_1() {
     let run = env.run(&["backup-status"]);
     snap!(env, run);
 }
+
+#[test]
+fn rename_of_machines() {
+    let env = TestEnv::new();
+    let fresh = "0d9c0000-1111-2222-3333-444455556666";
+    let export = format!(
+        r#"{{"{fresh}": {{"name": "b", "resources": {{"m": {{"type": "none", "state": "3", "toplevel": "/nix/store/x"}}, "n": {{"type": "none"}}}}}}}}"#
+    );
+    env.run_with_stdin(&["import"], &export).ok();
+    let before = dump(&env.state());
+    snap!(env, env.run(&["rename", "nope", "x"]));
+    snap!(env, env.run(&["rename", "m", "n"]));
+    snap!(env, env.run(&["rename", "m", "bad name"]));
+    assert_eq!(before, dump(&env.state()));
+    snap!(env, env.run(&["rename", "m", "m2"]));
+    let exported = env.run(&["export"]).ok().stdout;
+    let v: serde_json::Value = serde_json::from_str(&exported).expect("json");
+    assert_eq!(v[fresh]["resources"]["m2"]["toplevel"], "/nix/store/x");
+    assert!(v[fresh]["resources"].get("m").is_none());
+}

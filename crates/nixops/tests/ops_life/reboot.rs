@@ -64,7 +64,8 @@ fn reboot_of_a_machine_that_never_comes_back_times_out() {
         .run("reboot", &["--include", "web1", "--timeout", "3"])
         .failed();
 
-    assert!(started.elapsed() < Duration::from_secs(30));
+    // Generous: the machine may be loaded; without a timeout this would never end.
+    assert!(started.elapsed() < Duration::from_secs(90));
     assert!(
         run.stderr
             .contains("machine ‘web1’ did not come back within 3 seconds"),
