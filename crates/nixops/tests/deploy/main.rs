@@ -6,3 +6,4 @@ mod basic;
 mod common;
 mod select;
 mod faults;
+mod hostkeys;
