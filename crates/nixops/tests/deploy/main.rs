@@ -7,3 +7,5 @@ mod common;
 mod select;
 mod faults;
 mod hostkeys;
+mod badinput;
+mod keys;
