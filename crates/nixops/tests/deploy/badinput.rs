@@ -5,7 +5,8 @@ use crate::common::{web, DeployEnv, Events, Run, DEPLOYMENT};
 
 const HOSTS: [&str; 2] = ["web1", "web2"];
 
-const GOOD: &str = "{\n  web1 = { services.toyweb = { enable = true; message = \"one\"; }; };\n  web2 = { };\n}\n";
+const GOOD: &str =
+    "{\n  web1 = { services.toyweb = { enable = true; message = \"one\"; }; };\n  web2 = { };\n}\n";
 
 /// What the hosts show, to compare before and after a failed deploy.
 fn host_view(env: &DeployEnv) -> Vec<String> {
@@ -60,9 +61,10 @@ fn assert_no_contact(events: &Events, run: &Run) {
         run.render()
     );
     assert!(
-        !events.0.iter().any(|e| e.phase == "connect"
-            || e.phase == "copy"
-            || e.phase == "activate"),
+        !events
+            .0
+            .iter()
+            .any(|e| e.phase == "connect" || e.phase == "copy" || e.phase == "activate"),
         "{:?}",
         events.0
     );
@@ -88,8 +90,9 @@ fn a_missing_network_file_is_reported() {
         return;
     };
     assert!(
-        run.stderr.lines().any(|l| l.starts_with("error: ")
-            && l.contains("network.nix")),
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("error: ") && l.contains("network.nix")),
         "the missing file is not named:\n{}",
         run.render()
     );
@@ -102,7 +105,8 @@ fn an_unknown_option_is_reported() {
         return;
     };
     assert!(
-        run.stderr.contains("The option `deployment.foo' does not exist"),
+        run.stderr
+            .contains("The option `deployment.foo' does not exist"),
         "{}",
         run.render()
     );

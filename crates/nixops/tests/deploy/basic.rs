@@ -32,10 +32,10 @@ fn example_network_lands_on_three_hosts() {
             env.on(name, &["readlink", "-f", "/run/current-system"]),
             system
         );
-        assert!(
-            events.has(name, "activate", "succeeded"),
-            "no activation of {name}"
-        );
+        let activated = events
+            .find(name, "activate", "succeeded")
+            .unwrap_or_else(|| panic!("no activation of {name}: {:?}", events.0));
+        assert_eq!(activated.store_path.as_deref(), Some(system.as_str()));
         systems.insert(name, system);
     }
     let distinct: std::collections::BTreeSet<_> = systems.values().collect();
@@ -114,10 +114,28 @@ fn redeploy_touches_only_the_changed_machine() {
     assert_eq!(env.http_get("web1").as_deref(), Some("one"));
     assert_eq!(events.machines_with("copy", "started"), ["web2"]);
     assert_eq!(events.machines_with("activate", "started"), ["web2"]);
-    assert!(events.has("web1", "activate", "skipped"));
-    assert!(events.has("proxy", "activate", "skipped"));
+    for h in ["web1", "proxy"] {
+        let skipped = events
+            .find(h, "activate", "skipped")
+            .unwrap_or_else(|| panic!("{h} not skipped: {:?}", events.0));
+        assert!(
+            skipped
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("up to date")),
+            "{skipped:?}"
+        );
+    }
+    let copied = events.find("web2", "copy", "started").expect("web2 copied");
+    assert_eq!(
+        copied.store_path.as_deref(),
+        env.system_of("web2").as_deref()
+    );
     // Unchanged machines were not even contacted.
-    assert_eq!(events.machines_with("connect", "started"), Vec::<String>::new());
+    assert_eq!(
+        events.machines_with("connect", "started"),
+        Vec::<String>::new()
+    );
     for (h, status) in env.statuses() {
         assert_eq!(status, "Up / Up-to-date", "{h}");
     }

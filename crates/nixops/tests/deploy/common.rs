@@ -30,7 +30,13 @@ pub fn mini_nixpkgs() -> PathBuf {
 /// What this suite needs from the machine, or why it cannot run.
 fn prerequisites() -> Result<(), String> {
     nixops_testkit::prerequisites().map_err(|e| e.to_string())?;
-    for prog in ["nix-build", "nix-instantiate", "nix-store", "nix-env", "grep"] {
+    for prog in [
+        "nix-build",
+        "nix-instantiate",
+        "nix-store",
+        "nix-env",
+        "grep",
+    ] {
         let found = Command::new("sh")
             .args(["-c", "command -v \"$1\" >/dev/null", "sh", prog])
             .status()
@@ -77,7 +83,12 @@ impl Run {
     /// Assert failure and return self.
     #[track_caller]
     pub fn failed(self) -> Self {
-        assert_ne!(self.code, 0, "nixops should have failed:\n{}", self.render());
+        assert_ne!(
+            self.code,
+            0,
+            "nixops should have failed:\n{}",
+            self.render()
+        );
         self
     }
 
@@ -160,6 +171,13 @@ impl Events {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// The first event of `machine` with `phase` and `status`.
+    pub fn find(&self, machine: &str, phase: &str, status: &str) -> Option<&Ev> {
+        self.0.iter().find(|e| {
+            e.machine.as_deref() == Some(machine) && e.phase == phase && e.status == status
+        })
     }
 
     /// The `error` of `machine`'s failed event, if any.
@@ -447,7 +465,12 @@ pub fn finish(child: Child) -> Run {
 pub fn dir_entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     names.sort();
     names

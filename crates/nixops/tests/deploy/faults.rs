@@ -24,7 +24,8 @@ fn assert_others_deployed(env: &DeployEnv, failed: &str) {
     let statuses = env.statuses();
     for h in HOSTS.iter().filter(|&&h| h != failed) {
         assert!(
-            env.system_of(h).is_some_and(|s| s.contains("nixos-system-")),
+            env.system_of(h)
+                .is_some_and(|s| s.contains("nixos-system-")),
             "{h} was not deployed"
         );
         assert_eq!(statuses[*h], "Up / Up-to-date", "{statuses:?}");

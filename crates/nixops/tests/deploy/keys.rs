@@ -75,15 +75,16 @@ fn keys_land_with_owner_group_and_mode_and_stay_out_of_stores() {
         run.render()
     );
     assert!(
-        !events
-            .0
-            .iter()
-            .any(|e| format!("{e:?}").contains(&secret)),
+        !events.0.iter().any(|e| format!("{e:?}").contains(&secret)),
         "the secret is in the events"
     );
     assert_eq!(grep_store(&env, None, &secret), Vec::<String>::new());
     for h in ["web1", "web2"] {
-        assert_eq!(grep_store(&env, Some(h), &secret), Vec::<String>::new(), "on {h}");
+        assert_eq!(
+            grep_store(&env, Some(h), &secret),
+            Vec::<String>::new(),
+            "on {h}"
+        );
     }
     // The grep really searches the host's store: it finds the system there.
     let system = env.system_of("web1").expect("web1 deployed");

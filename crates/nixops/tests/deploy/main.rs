@@ -2,10 +2,10 @@
 //! namespaces with their own store and sshd), the real `nixops` binary. Every
 //! test brings up its own hosts and asserts on what the hosts show.
 
+mod badinput;
 mod basic;
 mod common;
-mod select;
 mod faults;
 mod hostkeys;
-mod badinput;
 mod keys;
+mod select;

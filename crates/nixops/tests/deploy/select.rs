@@ -26,7 +26,11 @@ fn assert_untouched(env: &DeployEnv, host: &str) {
     assert_eq!(env.system_of(host), None, "{host} has a system profile");
     let out = env
         .host(host)
-        .exec_unchecked(&["sh", "-c", "ls /nix/store 2>/dev/null; ls /run/current-system 2>&1"])
+        .exec_unchecked(&[
+            "sh",
+            "-c",
+            "ls /nix/store 2>/dev/null; ls /run/current-system 2>&1",
+        ])
         .expect("ls on host");
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -174,11 +178,17 @@ fn copy_only_copies_without_activating() {
         assert!(env.exists_on(h, &top), "{top} is not on {h}");
         assert!(env.exists_on(h, &format!("{top}/bin/switch-to-configuration")));
         assert_eq!(env.system_of(h), None, "{h}'s profile was set");
-        assert!(!env.exists_on(h, "/run/current-system"), "{h} was activated");
+        assert!(
+            !env.exists_on(h, "/run/current-system"),
+            "{h} was activated"
+        );
         assert!(!env.exists_on(h, "/run/mini-nixos/toyweb.pid"));
     }
     assert_eq!(events.machines_with("copy", "succeeded"), HOSTS_SORTED);
-    assert_eq!(events.machines_with("activate", "started"), Vec::<String>::new());
+    assert_eq!(
+        events.machines_with("activate", "started"),
+        Vec::<String>::new()
+    );
 }
 
 const HOSTS_SORTED: [&str; 3] = ["proxy", "web1", "web2"];
