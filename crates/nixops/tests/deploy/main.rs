@@ -9,3 +9,4 @@ mod faults;
 mod hostkeys;
 mod keys;
 mod select;
+mod modes;

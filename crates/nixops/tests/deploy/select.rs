@@ -185,6 +185,10 @@ fn copy_only_copies_without_activating() {
         assert!(!env.exists_on(h, "/run/mini-nixos/toyweb.pid"));
     }
     assert_eq!(events.machines_with("copy", "succeeded"), HOSTS_SORTED);
+    // Copied is not deployed.
+    for (h, status) in env.statuses() {
+        assert_ne!(status, "Up / Up-to-date", "{h}");
+    }
     assert_eq!(
         events.machines_with("activate", "started"),
         Vec::<String>::new()

@@ -1,0 +1,65 @@
+//! How the new configuration is applied: `--dry-activate`, `--test`, `--boot`.
+
+use crate::common::{web, DeployEnv};
+
+const HOSTS: [&str; 3] = ["web1", "web2", "proxy"];
+
+fn network(v: &str) -> String {
+    format!(
+        "{{ web1 = {}; web2 = {}; proxy = {}; }}\n",
+        web(&format!("one {v}")),
+        web(&format!("two {v}")),
+        web(&format!("proxy {v}"))
+    )
+}
+
+fn current(env: &DeployEnv, host: &str) -> String {
+    env.on(host, &["readlink", "-f", "/run/current-system"])
+}
+
+#[test]
+fn dry_activate_test_and_boot_apply_as_asked() {
+    let Some(env) = DeployEnv::new(&HOSTS) else {
+        return;
+    };
+    env.create_network(&network("v1"));
+    env.deploy(&[]).0.ok();
+    let old: Vec<String> = HOSTS
+        .iter()
+        .map(|h| env.system_of(h).expect("deployed"))
+        .collect();
+    env.write("network.nix", &network("v2"));
+
+    // --dry-activate: says what it would do, changes nothing.
+    let (run, events) = env.deploy(&["--dry-activate", "--include", "web1"]);
+    let run = run.ok();
+    assert!(
+        run.stderr.lines().any(|l| l.starts_with("web1") && l.contains("would ")),
+        "{}",
+        run.render()
+    );
+    assert_eq!(events.machines(), ["web1"]);
+    assert_eq!(env.system_of("web1").as_ref(), Some(&old[0]));
+    assert_eq!(current(&env, "web1"), old[0]);
+    assert_eq!(env.http_get("web1").as_deref(), Some("one v1"));
+    assert_ne!(env.statuses()["web1"], "Up / Up-to-date");
+
+    // --test: active now, but not the profile (nor the boot default).
+    env.deploy(&["--test", "--include", "web2"]).0.ok();
+    let new_web2 = current(&env, "web2");
+    assert_ne!(new_web2, old[1]);
+    assert!(new_web2.contains("nixos-system-web2"));
+    assert_eq!(env.system_of("web2").as_ref(), Some(&old[1]));
+    assert_eq!(env.http_get("web2").as_deref(), Some("two v2"));
+
+    // --boot: the profile and boot default, not what runs now.
+    env.deploy(&["--boot", "--include", "proxy"]).0.ok();
+    let new_proxy = env.system_of("proxy").expect("proxy has a profile");
+    assert_ne!(new_proxy, old[2]);
+    assert_eq!(current(&env, "proxy"), old[2]);
+    assert_eq!(
+        env.on("proxy", &["cat", "/nix/var/nix/mini-nixos/boot-system"]),
+        new_proxy
+    );
+    assert_eq!(env.http_get("proxy").as_deref(), Some("proxy v1"));
+}
