@@ -72,6 +72,20 @@ fn a_stopped_host_fails_alone() {
     let statuses = env.statuses();
     assert_ne!(statuses["web2"], "Up / Up-to-date", "{statuses:?}");
     assert!(!run.stdout.contains("deployment finished successfully"));
+
+    // Once it is back, the next deploy brings it up to date too.
+    web2.start().expect("web2 boots");
+    let (run, events) = env.deploy(&[]);
+    run.ok();
+    assert!(
+        events.has("web2", "activate", "succeeded"),
+        "{:?}",
+        events.0
+    );
+    assert_eq!(env.http_get("web2").as_deref(), Some("two"));
+    for (h, status) in env.statuses() {
+        assert_eq!(status, "Up / Up-to-date", "{h}");
+    }
 }
 
 /// The pids of the host's sshd processes (listener and sessions).
@@ -172,4 +186,40 @@ fn a_required_reboot_needs_allow_reboot() {
     assert_others_deployed(&env, "web2");
     let statuses = env.statuses();
     assert_ne!(statuses["web2"], "Up / Up-to-date", "{statuses:?}");
+}
+
+#[test]
+fn a_failing_build_touches_no_host() {
+    let Some(env) = DeployEnv::new(&HOSTS) else {
+        return;
+    };
+    let marker = format!("build-failure-{}", env.nonce());
+    env.create_network(&network(&format!(
+        "system.extraSystemBuilderCmds = \"echo {marker} >&2; exit 3\";"
+    )));
+    let (run, events) = env.deploy(&[]);
+    let run = run.failed();
+    assert!(
+        run.stderr.contains(&marker),
+        "the builder's output is not shown:\n{}",
+        run.render()
+    );
+    assert!(
+        run.stderr.lines().any(|l| l.starts_with("error: ")),
+        "{}",
+        run.render()
+    );
+    assert!(
+        events.machines_with("copy", "started").is_empty()
+            && events.machines_with("activate", "started").is_empty(),
+        "{:?}",
+        events.0
+    );
+    for h in HOSTS {
+        assert_eq!(env.system_of(h), None, "{h} got a system");
+    }
+    // No configuration was recorded for the deployment or any machine.
+    // (`info` then says "Up-to-date", as NixOps does: it only compares the
+    // deployment's configsPath with the machine's.)
+    assert_eq!(env.configs_path(), None);
 }

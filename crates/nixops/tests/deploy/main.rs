@@ -8,5 +8,5 @@ mod common;
 mod faults;
 mod hostkeys;
 mod keys;
-mod select;
 mod modes;
+mod select;

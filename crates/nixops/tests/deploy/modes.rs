@@ -34,7 +34,9 @@ fn dry_activate_test_and_boot_apply_as_asked() {
     let (run, events) = env.deploy(&["--dry-activate", "--include", "web1"]);
     let run = run.ok();
     assert!(
-        run.stderr.lines().any(|l| l.starts_with("web1") && l.contains("would ")),
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("web1") && l.contains("would ")),
         "{}",
         run.render()
     );
