@@ -57,6 +57,18 @@ fn example_network_lands_on_three_hosts() {
     for name in HOSTS {
         assert_eq!(statuses[name], "Up / Up-to-date", "{statuses:?}");
     }
+
+    // deployment.alwaysActivate defaults to true: deploying the same network
+    // again activates every machine again, with nothing new to copy.
+    let (run, events) = env.deploy(&[]);
+    run.ok();
+    assert_eq!(
+        events.machines_with("activate", "succeeded"),
+        ["proxy", "web1", "web2"]
+    );
+    for name in HOSTS {
+        assert_eq!(env.system_of(name).as_ref(), Some(&systems[name]));
+    }
 }
 
 /// A network that is a function of its arguments; machines never re-activate

@@ -110,6 +110,8 @@ impl From<Output> for Run {
 /// One `--events` JSON line.
 #[derive(Clone, Debug)]
 pub struct Ev {
+    /// Seconds since the epoch.
+    pub time: f64,
     pub machine: Option<String>,
     pub phase: String,
     pub status: String,
@@ -133,6 +135,7 @@ impl Events {
                     .unwrap_or_else(|e| panic!("events line is not JSON ({e}): {l}"));
                 let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
                 Ev {
+                    time: v["time"].as_f64().expect("every event has a time"),
                     machine: s("machine"),
                     phase: s("phase").expect("every event has a phase"),
                     status: s("status").expect("every event has a status"),

@@ -65,3 +65,36 @@ fn dry_activate_test_and_boot_apply_as_asked() {
     );
     assert_eq!(env.http_get("proxy").as_deref(), Some("proxy v1"));
 }
+
+#[test]
+fn max_concurrent_activate_one_activates_one_machine_at_a_time() {
+    let Some(env) = DeployEnv::new(&HOSTS) else {
+        return;
+    };
+    let slow = |m: &str| format!("{{ imports = [ {} ]; test.activationDelay = 1; }}", web(m));
+    env.create_network(&format!(
+        "{{ web1 = {}; web2 = {}; proxy = {}; }}\n",
+        slow("one"),
+        slow("two"),
+        slow("proxy")
+    ));
+    let (run, events) = env.deploy(&["--max-concurrent-activate", "1"]);
+    run.ok();
+    let mut spans: Vec<(f64, f64, String)> = HOSTS
+        .iter()
+        .map(|h| {
+            let start = events.find(h, "activate", "started").expect("started");
+            let end = events.find(h, "activate", "succeeded").expect("succeeded");
+            (start.time, end.time, (*h).to_owned())
+        })
+        .collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for pair in spans.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "{} started activating before {} finished: {spans:?}",
+            pair[1].2,
+            pair[0].2
+        );
+    }
+}
