@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nixops_testkit::{Network, TestHost};
@@ -200,7 +201,36 @@ pub struct DeployEnv {
     pub dir: tempfile::TempDir,
     agent: PathBuf,
     runs: AtomicUsize,
+    /// The UUID of the created deployment.
+    uuid: Mutex<Option<String>>,
 }
+
+impl Drop for DeployEnv {
+    /// Remove the deployment's rollback profile (generations of the
+    /// deployer's own profiles, gc roots of this test's builds).
+    fn drop(&mut self) {
+        let uuid = self.uuid.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(uuid) = uuid else { return };
+        let Ok(users) = std::fs::read_dir(PER_USER_PROFILES) else {
+            return;
+        };
+        for user in users.flatten() {
+            let dir = user.path().join("nixops");
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name == uuid || name.starts_with(&format!("{uuid}-")) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+/// Where deployments' rollback profiles live.
+const PER_USER_PROFILES: &str = "/nix/var/nix/profiles/per-user";
 
 impl DeployEnv {
     /// Bring up hosts with these names. Without the prerequisites this returns
@@ -227,6 +257,7 @@ impl DeployEnv {
             dir,
             agent,
             runs: AtomicUsize::new(0),
+            uuid: Mutex::new(None),
         };
         env.write_hosts();
         Some(env)
@@ -306,7 +337,12 @@ impl DeployEnv {
         args.extend(files.iter().map(|f| f.to_string_lossy().into_owned()));
         args.extend(["-d".into(), DEPLOYMENT.into(), "-I".into(), nixpkgs]);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.nixops(&argv)
+        let run = self.nixops(&argv);
+        let uuid = run.stdout.trim();
+        if run.code == 0 && !uuid.is_empty() {
+            *self.uuid.lock().unwrap_or_else(|e| e.into_inner()) = Some(uuid.to_owned());
+        }
+        run
     }
 
     /// Write `network.nix` with `text`, and create the deployment from it and
