@@ -152,3 +152,36 @@ fn redeploy_touches_only_the_changed_machine() {
         assert_eq!(status, "Up / Up-to-date", "{h}");
     }
 }
+
+#[test]
+fn after_the_first_deploy_nixops_logs_in_with_its_own_key() {
+    let Some(env) = DeployEnv::new(&["web1", "web2"]) else {
+        return;
+    };
+    let network = |v: &str| {
+        format!(
+            "{{ web1 = {}; web2 = {}; }}\n",
+            crate::common::web(&format!("one {v}")),
+            crate::common::web(&format!("two {v}"))
+        )
+    };
+    env.create_network(&network("v1"));
+    // The first deploy logs in with the agent's key (HOME has none).
+    env.deploy(&[]).0.ok();
+    // The deployed configuration authorises nixops' own key for root.
+    let authorized = env.on("web1", &["cat", "/etc/ssh/authorized_keys.d/root"]);
+    assert!(
+        authorized.contains("NixOps client key for web1"),
+        "{authorized}"
+    );
+
+    env.write("network.nix", &network("v2"));
+    let (run, events) = env.deploy_without_agent(&[]);
+    run.ok();
+    assert_eq!(
+        events.machines_with("activate", "succeeded"),
+        ["web1", "web2"]
+    );
+    assert_eq!(env.http_get("web1").as_deref(), Some("one v2"));
+    assert_eq!(env.http_get("web2").as_deref(), Some("two v2"));
+}
