@@ -98,3 +98,45 @@ fn max_concurrent_activate_one_activates_one_machine_at_a_time() {
         );
     }
 }
+
+/// `--check` does not trust the state: a machine whose system profile was
+/// changed behind nixops' back is put right, the others are left alone.
+#[test]
+fn check_repairs_a_machine_that_drifted() {
+    let Some(env) = DeployEnv::new(&["web1", "web2"]) else {
+        return;
+    };
+    env.create_network(
+        "{\n  defaults = { deployment.alwaysActivate = false; };\n  web1 = { services.toyweb = { enable = true; message = \"one\"; }; };\n  web2 = { services.toyweb = { enable = true; message = \"two\"; }; };\n}\n",
+    );
+    env.deploy(&[]).0.ok();
+    let system = env.system_of("web1").expect("deployed");
+    // Someone points web1's profile elsewhere (at a path in its store).
+    let other = env.on("web1", &["readlink", "-f", "/run/current-system/sw"]);
+    assert_ne!(other, system);
+    env.on(
+        "web1",
+        &[
+            "nix-env",
+            "-p",
+            "/nix/var/nix/profiles/system",
+            "--set",
+            &other,
+        ],
+    );
+
+    // Trusting the state, nothing changed: nobody is contacted.
+    let (run, events) = env.deploy(&[]);
+    run.ok();
+    assert!(events.machines_with("activate", "started").is_empty());
+    assert_eq!(env.system_of("web1").as_deref(), Some(other.as_str()));
+
+    let (run, events) = env.deploy(&["--check"]);
+    run.ok();
+    assert_eq!(env.system_of("web1").as_deref(), Some(system.as_str()));
+    assert_eq!(events.machines_with("activate", "started"), ["web1"]);
+    assert!(events.has("web2", "activate", "skipped"), "{:?}", events.0);
+    for (h, status) in env.statuses() {
+        assert_eq!(status, "Up / Up-to-date", "{h}");
+    }
+}
