@@ -167,6 +167,9 @@ pub(super) struct MachineTask<'a, 'd> {
     pub activate_limit: &'a Limit,
     /// A session opened earlier (first contact), if any.
     pub session: Option<SshSession>,
+    /// The machine's `keys` attribute as it was before this deploy recorded
+    /// the new keys (JSON), if it had one.
+    pub previous_keys: Option<String>,
 }
 
 impl MachineTask<'_, '_> {
@@ -393,8 +396,8 @@ impl MachineTask<'_, '_> {
 
     fn send_keys(&self, session: &SshSession) -> Result<(), String> {
         let previous: BTreeMap<String, KeySpec> = self
-            .record
-            .attr("keys")
+            .previous_keys
+            .as_deref()
             .and_then(|k| serde_json::from_str(k).ok())
             .unwrap_or_default();
         let mut on_key = |attr: &str, key: &KeySpec| {

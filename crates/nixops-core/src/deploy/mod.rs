@@ -361,6 +361,12 @@ impl Deployer<'_> {
             selected.push((r.clone(), def.clone()));
         }
 
+        // The keys each machine had before `create` records the new ones: the
+        // files of keys no longer declared are removed from the machine.
+        let previous_keys: BTreeMap<String, String> = selected
+            .iter()
+            .filter_map(|(r, _)| Some((r.name.clone(), r.attr("keys")?.to_owned())))
+            .collect();
         if !opts.dry_run && !opts.build_only {
             self.report(Event::new(None, Phase::Create, Status::Started));
             self.create(&selected, tmp.path())?;
@@ -441,8 +447,10 @@ impl Deployer<'_> {
         let (outcomes, built) = std::thread::scope(|scope| {
             let machines = scope.spawn(|| {
                 parallel::for_each(tasks, |(record, def, session)| {
+                    let previous_keys = previous_keys.get(&record.name).cloned();
                     let ctx = machine::MachineTask {
                         session,
+                        previous_keys,
                         deployer: self,
                         opts,
                         record,

@@ -126,3 +126,29 @@ fn a_key_may_belong_to_a_user_the_same_deploy_creates() {
     );
     assert_eq!(env.on("web1", &["cat", "/run/keys/app"]), "app key");
 }
+
+/// A redeploy updates changed keys and removes the files of keys no longer
+/// declared.
+#[test]
+fn a_redeploy_updates_and_removes_keys() {
+    let Some(env) = DeployEnv::new(&["web1"]) else {
+        return;
+    };
+    env.create_network(
+        "{ web1 = { deployment.keys.kept.text = \"v1\"; deployment.keys.dropped.text = \"gone soon\"; }; }\n",
+    );
+    env.deploy(&[]).0.ok();
+    assert_eq!(env.on("web1", &["cat", "/run/keys/kept"]), "v1");
+    assert_eq!(env.on("web1", &["cat", "/run/keys/dropped"]), "gone soon");
+
+    env.write(
+        "network.nix",
+        "{ web1 = { deployment.keys.kept.text = \"v2\"; }; }\n",
+    );
+    env.deploy(&[]).0.ok();
+    assert_eq!(env.on("web1", &["cat", "/run/keys/kept"]), "v2");
+    assert!(
+        !env.exists_on("web1", "/run/keys/dropped"),
+        "the key no longer declared is still on the machine"
+    );
+}
