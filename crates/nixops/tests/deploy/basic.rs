@@ -185,3 +185,51 @@ fn after_the_first_deploy_nixops_logs_in_with_its_own_key() {
     assert_eq!(env.http_get("web1").as_deref(), Some("one v2"));
     assert_eq!(env.http_get("web2").as_deref(), Some("two v2"));
 }
+
+/// A machine dropped from the network is obsolete: left alone, shown as
+/// such, and forgotten with `--kill-obsolete`.
+#[test]
+fn a_machine_dropped_from_the_network_is_obsolete() {
+    let Some(env) = DeployEnv::new(&["web1", "web2"]) else {
+        return;
+    };
+    let web = crate::common::web;
+    env.create_network(&format!(
+        "{{ web1 = {}; web2 = {}; }}\n",
+        web("one"),
+        web("two")
+    ));
+    env.deploy(&[]).0.ok();
+    let web2_system = env.system_of("web2").expect("deployed");
+
+    // Gone from both files.
+    env.write("network.nix", &format!("{{ web1 = {}; }}\n", web("one v2")));
+    env.write(
+        "hosts.nix",
+        &format!(
+            "{{ web1 = {{ deployment.targetHost = \"{}\"; }}; }}\n",
+            env.host("web1").ip()
+        ),
+    );
+    let (run, events) = env.deploy(&[]);
+    let run = run.ok();
+    assert!(
+        run.stderr.contains("resource ‘web2’ is obsolete"),
+        "{}",
+        run.render()
+    );
+    assert_eq!(events.machines(), ["web1"], "{:?}", events.0);
+    assert_eq!(env.http_get("web1").as_deref(), Some("one v2"));
+    assert_eq!(env.system_of("web2"), Some(web2_system));
+    assert_eq!(env.http_get("web2").as_deref(), Some("two"));
+    let statuses = env.statuses();
+    assert_eq!(statuses["web2"], "Up / Obsolete", "{statuses:?}");
+
+    env.deploy(&["--kill-obsolete"]).0.ok();
+    let statuses = env.statuses();
+    assert_eq!(
+        statuses.keys().collect::<Vec<_>>(),
+        ["web1"],
+        "{statuses:?}"
+    );
+}
