@@ -223,3 +223,33 @@ fn a_failing_build_touches_no_host() {
     // deployment's configsPath with the machine's.)
     assert_eq!(env.configs_path(), None);
 }
+
+/// A host powered off mid-activation (its link goes down first, so no
+/// FIN/RST reaches the deployer): the ssh keep-alives (every 60 s) end
+/// the session, and that host fails alone.
+#[test]
+#[ignore = "slow: the deployer only notices through ssh keep-alives, about 4 minutes"]
+fn a_host_powered_off_during_activation_fails_alone() {
+    let Some(env) = DeployEnv::new(&HOSTS) else {
+        return;
+    };
+    env.create_network(&network("test.activationDelay = 600;"));
+    let (child, events) = env.spawn_deploy(&[]);
+    let activating = wait_for_event(&events, Duration::from_secs(60), |e| {
+        e.has("web2", "activate", "started")
+    });
+    assert!(activating, "web2 never started activating");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    env.host("web2").stop().expect("web2 stops");
+    let run = finish(child).failed();
+    assert!(
+        started.elapsed() < Duration::from_secs(300),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_reported(&run, "web2", "");
+    assert_others_deployed(&env, "web2");
+    let statuses = env.statuses();
+    assert_ne!(statuses["web2"], "Up / Up-to-date", "{statuses:?}");
+}
