@@ -162,26 +162,33 @@ pub struct MachineSpec {
     pub always_activate: bool,
     pub has_fast_connection: bool,
     pub keys: BTreeMap<String, KeySpec>,
+    /// The keys sent before: the files of those no longer declared are removed.
+    pub previous_keys: BTreeMap<String, KeySpec>,
 }
 
 impl MachineSpec {
-    /// From the evaluated definition (deploy).
-    pub fn from_def(def: &MachineInfo) -> Self {
+    /// From the evaluated definition (deploy), and the machine's record as it
+    /// was before this deploy recorded the new keys.
+    pub fn from_def(def: &MachineInfo, before: &ResourceRecord) -> Self {
         MachineSpec {
             always_activate: def.always_activate,
             has_fast_connection: def.has_fast_connection,
             keys: def.keys.clone(),
+            // Unreadable old keys only mean stale files are not removed.
+            previous_keys: keys::recorded(before).unwrap_or_default(),
         }
     }
 
     /// From what the state recorded at the last deploy (rollback, no evaluation):
     /// always activate.
     pub fn from_record(record: &ResourceRecord) -> Self {
+        // Unreadable recorded keys: nothing to send.
+        let keys = keys::recorded(record).unwrap_or_default();
         MachineSpec {
             always_activate: true,
             has_fast_connection: record.bool_attr("hasFastConnection"),
-            // Unreadable recorded keys: nothing to send.
-            keys: keys::recorded(record).unwrap_or_default(),
+            previous_keys: keys.clone(),
+            keys,
         }
     }
 }
@@ -433,8 +440,6 @@ impl MachineTask<'_, '_> {
     }
 
     fn send_keys(&self, session: &SshSession) -> Result<(), String> {
-        // Unreadable old keys only mean stale files are not removed.
-        let previous = keys::recorded(&self.record).unwrap_or_default();
         let mut on_key = |attr: &str, key: &KeySpec| {
             self.log(Phase::Keys, reboot::upload_message(attr, key));
         };
@@ -443,7 +448,7 @@ impl MachineTask<'_, '_> {
         keys::send_keys(
             session,
             &self.def.keys,
-            &previous,
+            &self.def.previous_keys,
             MissingOwner::LeaveToActivation,
             &mut on_key,
         )

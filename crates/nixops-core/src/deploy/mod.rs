@@ -368,6 +368,12 @@ impl Deployer<'_> {
             selected.push((r.clone(), def.clone()));
         }
 
+        // The records before `create` records the new keys: the files of keys no
+        // longer declared are removed from the machine.
+        let before: BTreeMap<String, ResourceRecord> = selected
+            .iter()
+            .map(|(r, _)| (r.name.clone(), r.clone()))
+            .collect();
         if !opts.dry_run && !opts.build_only {
             self.report(Event::new(None, Phase::Create, Status::Started));
             self.create(&selected, tmp.path())?;
@@ -434,8 +440,9 @@ impl Deployer<'_> {
             .map(|(r, def)| {
                 let session = sessions.remove(&r.name);
                 // The record as first contact left it (pinned host key).
+                let spec = MachineSpec::from_def(&def, before.get(&r.name).unwrap_or(&r));
                 let r = depl.resource(&r.name).cloned().unwrap_or(r);
-                (r, MachineSpec::from_def(&def), session)
+                (r, spec, session)
             })
             .collect();
         let (outcomes, built) = self.run_machines(opts, tasks, tmp.path(), || {
