@@ -99,12 +99,12 @@ impl Rebooter<'_> {
         record: &ResourceRecord,
     ) -> Result<bool, RebootError> {
         self.log(&record.name, "rebooting...");
-        // NixOS puts systemctl on the login PATH; on hosts whose sshd does not,
-        // the system's own one is still found first.
+        // NixOS puts systemctl on the login PATH; make sure it comes first. No
+        // fallback to a bare `reboot`: only the machine's own init may decide.
         let script = format!(
             "touch {MARKER} 2>/dev/null && echo marked; \
              PATH=/run/current-system/sw/bin:$PATH; export PATH; \
-             systemctl reboot || reboot"
+             systemctl reboot"
         );
         // The connection may drop while the command runs (that is the point), so
         // only a failure to connect beforehand is an error.
