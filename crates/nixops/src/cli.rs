@@ -12,6 +12,7 @@ use crate::commands;
 #[derive(Debug, Parser)]
 #[command(
     name = "nixops",
+    display_name = "NixOps",
     version = crate::VERSION,
     disable_version_flag = true,
     infer_long_args = true,
