@@ -15,3 +15,24 @@ pub struct Args {
     #[arg(long)]
     pub keep_physical: bool,
 }
+
+use super::send_keys::active_machines;
+use super::stop::refuse;
+use crate::error::{CliError, CliResult};
+use crate::settings::Settings;
+
+/// `none` machines have no backups, so no backup ID exists; other backends are
+/// refused until they exist.
+pub fn run(args: &Args, settings: &Settings) -> CliResult {
+    let state = settings.open_state()?;
+    let depl = settings.select(&state)?;
+    let machines = active_machines(&depl, &[], &[]);
+    let other: Vec<_> = machines.into_iter().filter(|m| m.type_ != "none").collect();
+    if !other.is_empty() {
+        return refuse(&other, "remove backups of", "");
+    }
+    Err(CliError::new(format!(
+        "backup ID ‘{}’ does not exist",
+        args.backup_id
+    )))
+}

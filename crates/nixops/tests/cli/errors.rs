@@ -151,7 +151,7 @@ fn usage_errors_exit_2_and_unimplemented_commands_exit_1() {
     assert_eq!(run.code, 2, "{}", run.render());
     let run = env.run(&["list", "--bogus"]);
     assert_eq!(run.code, 2, "{}", run.render());
-    let run = env.run(&["backup-status"]);
+    let run = env.run(&["mount", "web1", "/mnt"]);
     snap!(env, run);
 }
 
@@ -173,4 +173,34 @@ fn rename_of_machines() {
     let v: serde_json::Value = serde_json::from_str(&exported).expect("json");
     assert_eq!(v[fresh]["resources"]["m2"]["toplevel"], "/nix/store/x");
     assert!(v[fresh]["resources"].get("m").is_none());
+}
+
+#[test]
+fn backups_of_none_machines() {
+    let env = TestEnv::new();
+    let fresh = "0d9c0000-1111-2222-3333-444455556666";
+    let export = format!(
+        r#"{{"{fresh}": {{"name": "b", "resources": {{"m": {{"type": "none", "state": "3"}}}}}}}}"#
+    );
+    env.run_with_stdin(&["import"], &export).ok();
+    let before = dump(&env.state());
+    snap!(env, env.run(&["backup-status"]));
+    snap!(env, env.run(&["backup-status", "20260101000000"]));
+    snap!(env, env.run(&["backup-status", "--latest"]));
+    snap!(env, env.run(&["remove-backup", "20260101000000"]));
+    snap!(env, env.run(&["clean-backups"]));
+    snap!(
+        env,
+        env.run(&["clean-backups", "--keep", "2", "--keep-days", "3"])
+    );
+    snap!(env, env.run(&["clean-backups", "--keep", "2"]));
+    let run = env.run(&["clean-backups", "--keep-days", "3"]).ok();
+    assert_eq!(
+        run.stdout.trim().len(),
+        14,
+        "a YYYYmmddHHMMSS cutoff: {}",
+        run.stdout
+    );
+    snap!(env, env.run(&["backup"]));
+    assert_eq!(before, dump(&env.state()));
 }
