@@ -13,9 +13,7 @@ pub mod physical;
 pub mod py2nix;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 pub use info::{KeySpec, MachineInfo, MachineName, NetworkAttrs, NetworkInfo, Secret};
 pub use physical::PhysicalMachine;
@@ -411,64 +409,26 @@ impl Evaluator {
         self.check_files()?;
         let physical = self.write_physical(physical_nix)?;
         let cmd = self.build_cmd(names, &physical, dry_run, repair);
-        let (status, stdout, stderr) = run_streaming(&cmd, on_line)?;
-        if !status.success() {
+        // Nix logs on stderr; stdout is only the result path.
+        let out = cmd
+            .run_streaming_unchecked(&mut |_, line| on_line(line))
+            .map_err(EvalError::Exec)?;
+        if !out.status.success() {
             return Err(EvalError::Build {
                 cmd: cmd.to_string(),
-                stderr,
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             });
         }
         if dry_run {
             return Ok(None);
         }
-        Ok(stdout
+        Ok(String::from_utf8_lossy(&out.stdout)
             .lines()
             .rev()
             .map(str::trim)
             .find(|l| !l.is_empty())
             .map(PathBuf::from))
     }
-}
-
-/// Run `cmd`, passing each stderr line to `on_line` as it comes; returns the
-/// status, stdout and the whole of stderr.
-fn run_streaming(
-    cmd: &Cmd,
-    on_line: &mut dyn FnMut(&str),
-) -> Result<(std::process::ExitStatus, String, String), EvalError> {
-    tracing::debug!(cmd = %cmd, "running");
-    let spawn_err = |source| {
-        EvalError::Exec(ExecError::Spawn {
-            cmd: cmd.to_string(),
-            source,
-        })
-    };
-    let mut child = cmd
-        .to_command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(spawn_err)?;
-    let mut stdout = child.stdout.take().expect("invariant: stdout is piped");
-    let stderr = child.stderr.take().expect("invariant: stderr is piped");
-    // stdout is only the result path; drain it beside stderr so neither blocks.
-    let out_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).map(|_| s)
-    });
-    let mut all = String::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line.map_err(spawn_err)?;
-        on_line(&line);
-        all.push_str(&line);
-        all.push('\n');
-    }
-    let status = child.wait().map_err(spawn_err)?;
-    let out = out_thread
-        .join()
-        .expect("invariant: the stdout reader does not panic")
-        .map_err(spawn_err)?;
-    Ok((status, out, all))
 }
 
 #[cfg(test)]
