@@ -4,8 +4,8 @@
 //! namespace (a veth into the [`Network`]'s bridge), its own UTS and mount
 //! namespaces with a private `/nix`, `/run`, `/root` and a writable overlay of
 //! `/etc`, and its own `sshd`. To Nix and SSH each host is a separate machine.
-//! This crate only builds, drives and tears down such hosts; it knows nothing
-//! about deployments.
+//! The hosts know nothing about deployments; [`env`] runs the `nixops` binary
+//! against them (and without them) for its integration tests.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), nixops_testkit::TestkitError> {
@@ -26,6 +26,7 @@
 //! host, [`TestHost::REBOOT_COMMAND`] reboots it (what its `systemctl reboot`
 //! should run).
 
+pub mod env;
 mod error;
 mod host;
 mod network;

@@ -3,52 +3,54 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::common::{bytes, dump, TestEnv};
-use crate::snap;
+use nixops_testkit::env::{bytes, dump, TestEnv};
+use nixops_testkit::snap;
+
+use crate::NIXOPS;
 
 #[test]
 fn unknown_and_ambiguous_deployments() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     let run = env.run(&["info", "--no-eval"]);
-    snap!(env, run);
+    snap!(env, run.render());
     env.create("a");
     env.create("b");
     let before = dump(&env.state());
     let run = env.run(&["info", "--no-eval"]);
-    snap!(env, run);
+    snap!(env, run.render());
     let run = env.run(&["set-args", "-d", "nope", "--arg", "x", "1"]);
-    snap!(env, run);
+    snap!(env, run.render());
     assert_eq!(before, dump(&env.state()));
 }
 
 #[test]
 fn duplicate_names_are_refused() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     env.create("a");
     let before = dump(&env.state());
     let net = env.path("network.nix");
     let run = env.run(&["create", net.to_str().expect("utf8"), "-d", "a"]);
-    snap!(env, run);
+    snap!(env, run.render());
     let run = env.run(&["clone", "-d", "a"]);
-    snap!(env, run);
+    snap!(env, run.render());
     assert_eq!(before, dump(&env.state()));
 }
 
 #[test]
 fn wrong_extension() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     let run = env.run(&["list", "-s", "state.db"]);
-    snap!(env, run);
+    snap!(env, run.render());
     assert!(!env.path("state.db").exists());
 }
 
 #[test]
 fn not_sqlite_and_truncated_files() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     let garbage = env.write("garbage.nixops", "this is not a database\n");
     let before = bytes(&garbage);
     let run = env.run(&["list", "-s", garbage.to_str().expect("utf8")]);
-    snap!(env, run);
+    snap!(env, run.render());
     assert_eq!(before, bytes(&garbage));
 
     env.create("a");
@@ -65,11 +67,11 @@ fn not_sqlite_and_truncated_files() {
 
 #[test]
 fn unreadable_state_directory() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     // A regular file where a directory should be: fails even for root.
     env.write("notadir", "");
     let run = env.run(&["list", "-s", "notadir/deployments.nixops"]);
-    snap!(env, run);
+    snap!(env, run.render());
     let locked = env.path("locked");
     std::fs::create_dir(&locked).expect("mkdir");
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).expect("chmod");
@@ -104,21 +106,21 @@ fn unsafe_is_root() -> bool {
 
 #[test]
 fn malformed_arg() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     env.create("a");
     let before = dump(&env.state());
     let run = env.run(&["set-args", "--arg", "not a name", "1"]);
-    snap!(env, run);
+    snap!(env, run.render());
     let run = env.run(&["set-args", "--arg", "x", ""]);
-    snap!(env, run);
+    snap!(env, run.render());
     let run = env.run(&["set-args", "--arg", "onlyname"]);
-    snap!(env, run);
+    snap!(env, run.render());
     assert_eq!(before, dump(&env.state()));
 }
 
 #[test]
 fn delete_with_machines_needs_force() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     // A deployment with a machine, imported under a known UUID.
     let fresh = "0d9c0000-1111-2222-3333-444455556666";
     let export = format!(
@@ -127,7 +129,7 @@ fn delete_with_machines_needs_force() {
     env.run_with_stdin(&["import"], &export).ok();
     let before = dump(&env.state());
     let run = env.run(&["delete", "-d", "b"]);
-    snap!(env, run);
+    snap!(env, run.render());
     assert_eq!(before, dump(&env.state()));
     env.run(&["delete", "-d", "b", "--force"]).ok();
     assert!(!dump(&env.state()).contains(fresh));
@@ -135,40 +137,40 @@ fn delete_with_machines_needs_force() {
 
 #[test]
 fn import_of_an_existing_uuid() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     env.create("a");
     let exported = env.run(&["export"]).ok().stdout;
     let before = dump(&env.state());
     let run = env.run_with_stdin(&["import"], &exported);
-    snap!(env, run);
+    snap!(env, run.render());
     assert_eq!(before, dump(&env.state()));
 }
 
 #[test]
 fn usage_errors_exit_2_and_unimplemented_commands_exit_1() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     let run = env.run(&["-d", "x", "list"]);
     assert_eq!(run.code, 2, "{}", run.render());
     let run = env.run(&["list", "--bogus"]);
     assert_eq!(run.code, 2, "{}", run.render());
     let run = env.run(&["mount", "web1", "/mnt"]);
-    snap!(env, run);
+    snap!(env, run.render());
 }
 
 #[test]
 fn rename_of_machines() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     let fresh = "0d9c0000-1111-2222-3333-444455556666";
     let export = format!(
         r#"{{"{fresh}": {{"name": "b", "resources": {{"m": {{"type": "none", "state": "3", "toplevel": "/nix/store/x"}}, "n": {{"type": "none"}}}}}}}}"#
     );
     env.run_with_stdin(&["import"], &export).ok();
     let before = dump(&env.state());
-    snap!(env, env.run(&["rename", "nope", "x"]));
-    snap!(env, env.run(&["rename", "m", "n"]));
-    snap!(env, env.run(&["rename", "m", "bad name"]));
+    snap!(env, env.run(&["rename", "nope", "x"]).render());
+    snap!(env, env.run(&["rename", "m", "n"]).render());
+    snap!(env, env.run(&["rename", "m", "bad name"]).render());
     assert_eq!(before, dump(&env.state()));
-    snap!(env, env.run(&["rename", "m", "m2"]));
+    snap!(env, env.run(&["rename", "m", "m2"]).render());
     let exported = env.run(&["export"]).ok().stdout;
     let v: serde_json::Value = serde_json::from_str(&exported).expect("json");
     assert_eq!(v[fresh]["resources"]["m2"]["toplevel"], "/nix/store/x");
@@ -177,23 +179,24 @@ fn rename_of_machines() {
 
 #[test]
 fn backups_of_none_machines() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     let fresh = "0d9c0000-1111-2222-3333-444455556666";
     let export = format!(
         r#"{{"{fresh}": {{"name": "b", "resources": {{"m": {{"type": "none", "state": "3"}}}}}}}}"#
     );
     env.run_with_stdin(&["import"], &export).ok();
     let before = dump(&env.state());
-    snap!(env, env.run(&["backup-status"]));
-    snap!(env, env.run(&["backup-status", "20260101000000"]));
-    snap!(env, env.run(&["backup-status", "--latest"]));
-    snap!(env, env.run(&["remove-backup", "20260101000000"]));
-    snap!(env, env.run(&["clean-backups"]));
+    snap!(env, env.run(&["backup-status"]).render());
+    snap!(env, env.run(&["backup-status", "20260101000000"]).render());
+    snap!(env, env.run(&["backup-status", "--latest"]).render());
+    snap!(env, env.run(&["remove-backup", "20260101000000"]).render());
+    snap!(env, env.run(&["clean-backups"]).render());
     snap!(
         env,
         env.run(&["clean-backups", "--keep", "2", "--keep-days", "3"])
+            .render()
     );
-    snap!(env, env.run(&["clean-backups", "--keep", "2"]));
+    snap!(env, env.run(&["clean-backups", "--keep", "2"]).render());
     let run = env.run(&["clean-backups", "--keep-days", "3"]).ok();
     assert_eq!(
         run.stdout.trim().len(),
@@ -201,6 +204,6 @@ fn backups_of_none_machines() {
         "a YYYYmmddHHMMSS cutoff: {}",
         run.stdout
     );
-    snap!(env, env.run(&["backup"]));
+    snap!(env, env.run(&["backup"]).render());
     assert_eq!(before, dump(&env.state()));
 }

@@ -3,26 +3,28 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::common::{dump, TestEnv};
-use crate::snap;
+use nixops_testkit::env::{dump, TestEnv};
+use nixops_testkit::snap;
+
+use crate::NIXOPS;
 
 #[test]
 fn create_list_and_info() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     let net = env.write("net.nix", "{ }\n");
     let run = env.run(&["create", net.to_str().expect("utf8"), "-d", "prod"]);
-    snap!(env, run);
+    snap!(env, run.render());
     let run = env.run(&["list"]);
-    snap!(env, run);
+    snap!(env, run.render());
     let run = env.run(&["info", "--no-eval"]);
-    snap!(env, run);
+    snap!(env, run.render());
     let run = env.run(&["info", "--no-eval", "--plain"]);
-    snap!(env, run);
+    snap!(env, run.render());
 }
 
 #[test]
 fn new_state_file_is_private() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     env.create("a");
     let dir_mode = std::fs::metadata(env.home().join(".nixops"))
         .expect("invariant: created")
@@ -38,7 +40,7 @@ fn new_state_file_is_private() {
 
 #[test]
 fn state_file_from_the_environment() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     let path = env.path("elsewhere/my.nixops");
     std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
     let net = env.write("net.nix", "{ }\n");
@@ -57,7 +59,7 @@ fn state_file_from_the_environment() {
 
 #[test]
 fn modify_clone_rename_and_set_args() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     env.create("one");
     let other = env.write("other.nix", "{ }\n");
     env.run(&[
@@ -89,21 +91,21 @@ fn modify_clone_rename_and_set_args() {
     ])
     .ok();
     let run = env.run(&["clone", "-d", "two", "-n", "three"]);
-    snap!(env, run);
+    snap!(env, run.render());
     let run = env.run(&["info", "--no-eval", "-d", "three"]);
-    snap!(env, run);
+    snap!(env, run.render());
     let run = env.run(&["list"]);
-    snap!(env, run);
+    snap!(env, run.render());
 }
 
 #[test]
 fn export_import_round_trip() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     env.create("a");
     env.run(&["set-args", "-d", "a", "--argstr", "msg", "ünïcode \n line"])
         .ok();
     let exported = env.run(&["export", "--all"]).ok().stdout;
-    let fresh = TestEnv::new();
+    let fresh = TestEnv::new(NIXOPS);
     let run = fresh.run_with_stdin(&["import"], &exported).ok();
     assert!(
         run.stderr.starts_with("added deployment ‘"),
@@ -120,7 +122,7 @@ fn export_import_round_trip() {
 
 #[test]
 fn delete_removes_the_deployment() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     env.create("a");
     env.create("b");
     env.run(&["delete", "-d", "a"]).ok();
@@ -134,7 +136,7 @@ fn delete_removes_the_deployment() {
 
 #[test]
 fn edit_runs_the_editor_on_the_network_files() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     env.create("a");
     let log = env.path("edited");
     let editor = env.write(

@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::common::{bytes, TestEnv};
-use crate::snap;
+use nixops_testkit::env::{bytes, TestEnv};
+use nixops_testkit::snap;
+
+use crate::NIXOPS;
 
 /// Build the NixOps-format fixture of schema `version` in the test's directory.
 fn fixture(env: &TestEnv, version: u32) -> PathBuf {
@@ -27,14 +29,19 @@ fn fixture(env: &TestEnv, version: u32) -> PathBuf {
 
 #[test]
 fn list_info_and_export_of_a_nixops_state_file() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     let state = fixture(&env, 3);
     let s = state.to_str().expect("utf8");
-    snap!(env, env.run(&["list", "-s", s]));
-    snap!(env, env.run(&["info", "--no-eval", "-s", s, "-d", "test"]));
+    snap!(env, env.run(&["list", "-s", s]).render());
+    snap!(
+        env,
+        env.run(&["info", "--no-eval", "-s", s, "-d", "test"])
+            .render()
+    );
     snap!(
         env,
         env.run(&["info", "--no-eval", "--all", "--plain", "-s", s])
+            .render()
     );
     let run = env.run(&["export", "-s", s, "-d", "test"]).ok();
     let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
@@ -49,13 +56,13 @@ fn list_info_and_export_of_a_nixops_state_file() {
         .expect("raw string")
         .contains("s3cr\\u00eat"));
     assert_eq!(depl["resources"]["db"]["type"], "virtualbox");
-    snap!(env, run);
+    snap!(env, run.render());
 }
 
 #[test]
 fn older_schemas_are_migrated() {
     for version in [1, 2] {
-        let env = TestEnv::new();
+        let env = TestEnv::new(NIXOPS);
         let state = fixture(&env, version);
         let run = env.run(&["list", "-s", state.to_str().expect("utf8")]).ok();
         assert!(
@@ -72,7 +79,7 @@ fn older_schemas_are_migrated() {
 
 #[test]
 fn newer_schema_is_refused_untouched() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     let state = fixture(&env, 3);
     let status = Command::new("sqlite3")
         .arg(&state)
@@ -82,13 +89,13 @@ fn newer_schema_is_refused_untouched() {
     assert!(status.success());
     let before = bytes(&state);
     let run = env.run(&["list", "-s", state.to_str().expect("utf8")]);
-    snap!(env, run);
+    snap!(env, run.render());
     assert_eq!(before, bytes(&state));
 }
 
 #[test]
 fn concurrent_writers_do_not_corrupt_the_file() {
-    let env = TestEnv::new();
+    let env = TestEnv::new(NIXOPS);
     env.create("a");
     // Eight processes set arguments of the same deployment at once.
     let children: Vec<_> = (0..8)

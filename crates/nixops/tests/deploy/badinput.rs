@@ -1,7 +1,10 @@
 //! Network files that cannot be deployed fail before any host is contacted,
 //! and hostile-looking argument values and key names are plain data.
 
-use crate::common::{web, DeployEnv, Events, Run, DEPLOYMENT};
+use nixops_testkit::env::{Events, NetEnv, Run, DEPLOYMENT};
+
+use crate::common::web;
+use crate::NIXOPS;
 
 const HOSTS: [&str; 2] = ["web1", "web2"];
 
@@ -9,7 +12,7 @@ const GOOD: &str =
     "{\n  web1 = { services.toyweb = { enable = true; message = \"one\"; }; };\n  web2 = { };\n}\n";
 
 /// What the hosts show, to compare before and after a failed deploy.
-fn host_view(env: &DeployEnv) -> Vec<String> {
+fn host_view(env: &NetEnv) -> Vec<String> {
     HOSTS
         .iter()
         .map(|h| {
@@ -28,8 +31,8 @@ fn host_view(env: &DeployEnv) -> Vec<String> {
 /// Deploy the good network, then replace it by `bad` (or delete it for
 /// `None`) and deploy again: that deploy must fail, contact no host, change
 /// no host, and leave the deployment's state as it was.
-fn deploy_broken(bad: Option<&str>) -> Option<(DeployEnv, Run)> {
-    let env = DeployEnv::new(&HOSTS)?;
+fn deploy_broken(bad: Option<&str>) -> Option<(NetEnv, Run)> {
+    let env = NetEnv::new(NIXOPS, &HOSTS)?;
     env.create_network(GOOD);
     env.deploy(&[]).0.ok();
     let hosts_before = host_view(&env);
@@ -129,7 +132,7 @@ fn a_machine_name_with_a_space_is_refused() {
 
 #[test]
 fn shell_metacharacters_in_arguments_and_key_names_are_data() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     let marker_arg = format!("/tmp/nixops-pwned-arg-{}", env.nonce());
@@ -143,7 +146,7 @@ fn shell_metacharacters_in_arguments_and_key_names_are_data() {
     );
     env.create_network(&network);
     let value = format!("it's \"quoted\"; $(touch {marker_arg}) `touch {marker_arg}` | & > <");
-    env.nixops(&["set-args", "-d", DEPLOYMENT, "--argstr", "msg", &value])
+    env.run(&["set-args", "-d", DEPLOYMENT, "--argstr", "msg", &value])
         .ok();
     let (run, _events) = env.deploy(&[]);
     run.ok();

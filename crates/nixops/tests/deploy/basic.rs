@@ -2,13 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{repo_root, DeployEnv};
+use nixops_testkit::env::{repo_root, NetEnv};
+
+use crate::NIXOPS;
 
 const HOSTS: [&str; 3] = ["web1", "web2", "proxy"];
 
 #[test]
 fn example_network_lands_on_three_hosts() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     let example = repo_root().join("examples/network.nix");
@@ -83,7 +85,7 @@ const ARG_NETWORK: &str = r#"{ msg2 ? "two" }: {
 
 #[test]
 fn redeploy_touches_only_the_changed_machine() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     env.create_network(ARG_NETWORK);
@@ -99,10 +101,10 @@ fn redeploy_touches_only_the_changed_machine() {
     let pids: BTreeMap<&str, String> = HOSTS.iter().map(|&h| (h, pid(h))).collect();
     assert_eq!(env.http_get("web2").as_deref(), Some("two"));
 
-    env.nixops(&[
+    env.run(&[
         "set-args",
         "-d",
-        crate::common::DEPLOYMENT,
+        nixops_testkit::env::DEPLOYMENT,
         "--argstr",
         "msg2",
         "changed",
@@ -155,7 +157,7 @@ fn redeploy_touches_only_the_changed_machine() {
 
 #[test]
 fn after_the_first_deploy_nixops_logs_in_with_its_own_key() {
-    let Some(env) = DeployEnv::new(&["web1", "web2"]) else {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1", "web2"]) else {
         return;
     };
     let network = |v: &str| {
@@ -190,7 +192,7 @@ fn after_the_first_deploy_nixops_logs_in_with_its_own_key() {
 /// such, and forgotten with `--kill-obsolete`.
 #[test]
 fn a_machine_dropped_from_the_network_is_obsolete() {
-    let Some(env) = DeployEnv::new(&["web1", "web2"]) else {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1", "web2"]) else {
         return;
     };
     let web = crate::common::web;

@@ -5,7 +5,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{finish, wait_for_event, web, DeployEnv};
+use nixops_testkit::env::{wait_for_event, Events, NetEnv, Run};
+
+use crate::common::web;
+use crate::NIXOPS;
 
 const HOSTS: [&str; 3] = ["web1", "web2", "proxy"];
 
@@ -20,7 +23,7 @@ fn network(web2_extra: &str) -> String {
 
 /// The machines other than `failed` were deployed and are up to date.
 #[track_caller]
-fn assert_others_deployed(env: &DeployEnv, failed: &str) {
+fn assert_others_deployed(env: &NetEnv, failed: &str) {
     let statuses = env.statuses();
     for h in HOSTS.iter().filter(|&&h| h != failed) {
         assert!(
@@ -36,7 +39,7 @@ fn assert_others_deployed(env: &DeployEnv, failed: &str) {
 
 /// The failure summary on stderr names `machine` with `reason`.
 #[track_caller]
-fn assert_reported(run: &crate::common::Run, machine: &str, reason: &str) {
+fn assert_reported(run: &Run, machine: &str, reason: &str) {
     assert!(
         run.stderr.contains("error: 1 of 3 machines failed:"),
         "{}",
@@ -52,7 +55,7 @@ fn assert_reported(run: &crate::common::Run, machine: &str, reason: &str) {
 
 #[test]
 fn a_stopped_host_fails_alone() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     env.create_network(&network(""));
@@ -89,7 +92,7 @@ fn a_stopped_host_fails_alone() {
 }
 
 /// The pids of the host's sshd processes (listener and sessions).
-fn sshd_pids(env: &DeployEnv, host: &str) -> Vec<String> {
+fn sshd_pids(env: &NetEnv, host: &str) -> Vec<String> {
     let out = Command::new("ip")
         .args(["netns", "pids", env.host(host).netns()])
         .output()
@@ -106,7 +109,7 @@ fn sshd_pids(env: &DeployEnv, host: &str) -> Vec<String> {
 
 #[test]
 fn sshd_killed_during_activation_fails_that_host_alone() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     env.create_network(&network("test.activationDelay = 30;"));
@@ -125,10 +128,10 @@ fn sshd_killed_during_activation_fails_that_host_alone() {
         .status()
         .expect("kill runs");
     assert!(status.success());
-    let run = finish(child).failed();
+    let run = Run::wait(child).failed();
 
     assert_reported(&run, "web2", "");
-    let events = crate::common::Events::read(&events);
+    let events = Events::read(&events);
     assert!(
         events.has("web2", "activate", "failed"),
         "{:?}\n{}",
@@ -142,7 +145,7 @@ fn sshd_killed_during_activation_fails_that_host_alone() {
 
 #[test]
 fn a_failing_activation_is_reported_with_its_exit_code() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     env.create_network(&network(r#"test.failingUnits = [ "foo" ];"#));
@@ -171,7 +174,7 @@ fn a_failing_activation_is_reported_with_its_exit_code() {
 
 #[test]
 fn a_required_reboot_needs_allow_reboot() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     env.create_network(&network("test.requireReboot = true;"));
@@ -190,7 +193,7 @@ fn a_required_reboot_needs_allow_reboot() {
 
 #[test]
 fn a_failing_build_touches_no_host() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     let marker = format!("build-failure-{}", env.nonce());
@@ -230,7 +233,7 @@ fn a_failing_build_touches_no_host() {
 #[test]
 #[ignore = "slow: the deployer only notices through ssh keep-alives, about 4 minutes"]
 fn a_host_powered_off_during_activation_fails_alone() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     env.create_network(&network("test.activationDelay = 600;"));
@@ -242,7 +245,7 @@ fn a_host_powered_off_during_activation_fails_alone() {
     std::thread::sleep(Duration::from_millis(300));
     let started = std::time::Instant::now();
     env.host("web2").stop().expect("web2 stops");
-    let run = finish(child).failed();
+    let run = Run::wait(child).failed();
     assert!(
         started.elapsed() < Duration::from_secs(300),
         "took {:?}",

@@ -3,12 +3,15 @@
 
 use std::process::Command;
 
-use crate::common::{web, DeployEnv};
+use nixops_testkit::env::NetEnv;
+
+use crate::common::web;
+use crate::NIXOPS;
 
 const HOSTS: [&str; 3] = ["web1", "web2", "proxy"];
 
 /// Replace the host's sshd host key by a fresh one and restart its sshd.
-fn regenerate_host_key(env: &DeployEnv, host: &str) {
+fn regenerate_host_key(env: &NetEnv, host: &str) {
     let h = env.host(host);
     let key = h.root_dir().join("ssh_host_ed25519_key");
     let _ = std::fs::remove_file(&key);
@@ -25,7 +28,7 @@ fn regenerate_host_key(env: &DeployEnv, host: &str) {
 
 #[test]
 fn a_changed_host_key_stops_that_host_only() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     let network = |v: &str| {

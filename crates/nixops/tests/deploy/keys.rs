@@ -1,11 +1,13 @@
 //! `deployment.keys` on deploy: the key lands in /run/keys with its owner,
 //! group and mode, and its text never reaches a Nix store or the output.
 
-use crate::common::{DeployEnv, DEPLOYMENT};
+use nixops_testkit::env::{NetEnv, DEPLOYMENT};
+
+use crate::NIXOPS;
 
 /// Files under `/nix/store` (here, or on `host`) containing `needle`, as
 /// `grep -rlF` lists them (paths vanishing during the walk are ignored).
-fn grep_store(env: &DeployEnv, host: Option<&str>, needle: &str) -> Vec<String> {
+fn grep_store(env: &NetEnv, host: Option<&str>, needle: &str) -> Vec<String> {
     let argv = [
         "sh",
         "-c",
@@ -31,7 +33,7 @@ fn grep_store(env: &DeployEnv, host: Option<&str>, needle: &str) -> Vec<String> 
 
 #[test]
 fn keys_land_with_owner_group_and_mode_and_stay_out_of_stores() {
-    let Some(env) = DeployEnv::new(&["web1", "web2"]) else {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1", "web2"]) else {
         return;
     };
     let secret = format!("s3cret-{}", env.nonce());
@@ -100,7 +102,7 @@ fn keys_land_with_owner_group_and_mode_and_stay_out_of_stores() {
 /// user the same deploy creates.
 #[test]
 fn a_key_may_belong_to_a_user_the_same_deploy_creates() {
-    let Some(env) = DeployEnv::new(&["web1"]) else {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1"]) else {
         return;
     };
     env.create_network(
@@ -130,7 +132,7 @@ fn a_key_may_belong_to_a_user_the_same_deploy_creates() {
 /// declared.
 #[test]
 fn a_redeploy_updates_and_removes_keys() {
-    let Some(env) = DeployEnv::new(&["web1"]) else {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1"]) else {
         return;
     };
     env.create_network(

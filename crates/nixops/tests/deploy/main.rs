@@ -10,3 +10,6 @@ mod hostkeys;
 mod keys;
 mod modes;
 mod select;
+
+/// The binary under test.
+const NIXOPS: &str = env!("CARGO_BIN_EXE_nixops");

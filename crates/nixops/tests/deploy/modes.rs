@@ -1,6 +1,9 @@
 //! How the new configuration is applied: `--dry-activate`, `--test`, `--boot`.
 
-use crate::common::{web, DeployEnv};
+use nixops_testkit::env::NetEnv;
+
+use crate::common::web;
+use crate::NIXOPS;
 
 const HOSTS: [&str; 3] = ["web1", "web2", "proxy"];
 
@@ -13,13 +16,13 @@ fn network(v: &str) -> String {
     )
 }
 
-fn current(env: &DeployEnv, host: &str) -> String {
+fn current(env: &NetEnv, host: &str) -> String {
     env.on(host, &["readlink", "-f", "/run/current-system"])
 }
 
 #[test]
 fn dry_activate_test_and_boot_apply_as_asked() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     env.create_network(&network("v1"));
@@ -68,7 +71,7 @@ fn dry_activate_test_and_boot_apply_as_asked() {
 
 #[test]
 fn max_concurrent_activate_one_activates_one_machine_at_a_time() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     let slow = |m: &str| format!("{{ imports = [ {} ]; test.activationDelay = 1; }}", web(m));
@@ -103,7 +106,7 @@ fn max_concurrent_activate_one_activates_one_machine_at_a_time() {
 /// changed behind nixops' back is put right, the others are left alone.
 #[test]
 fn check_repairs_a_machine_that_drifted() {
-    let Some(env) = DeployEnv::new(&["web1", "web2"]) else {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1", "web2"]) else {
         return;
     };
     env.create_network(

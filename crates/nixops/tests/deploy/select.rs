@@ -4,12 +4,15 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::common::{dir_entries, web, DeployEnv};
+use nixops_testkit::env::{dir_entries, NetEnv};
+
+use crate::common::web;
+use crate::NIXOPS;
 
 const HOSTS: [&str; 3] = ["web1", "web2", "proxy"];
 
 /// Three machines whose configurations no other test builds.
-fn network(env: &DeployEnv) -> String {
+fn network(env: &NetEnv) -> String {
     let n = env.nonce();
     format!(
         "{{\n  web1 = {};\n  web2 = {};\n  proxy = {};\n}}\n",
@@ -22,7 +25,7 @@ fn network(env: &DeployEnv) -> String {
 /// The host was never deployed to: no system profile, no system in its store,
 /// nothing activated.
 #[track_caller]
-fn assert_untouched(env: &DeployEnv, host: &str) {
+fn assert_untouched(env: &NetEnv, host: &str) {
     assert_eq!(env.system_of(host), None, "{host} has a system profile");
     let out = env
         .host(host)
@@ -46,7 +49,7 @@ fn toplevel(configs: &std::path::Path, machine: &str) -> PathBuf {
 
 #[test]
 fn include_deploys_only_the_named_machine() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     env.create_network(&network(&env));
@@ -72,7 +75,7 @@ fn include_deploys_only_the_named_machine() {
 
 #[test]
 fn exclude_leaves_the_named_machine_alone() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     env.create_network(&network(&env));
@@ -109,7 +112,7 @@ fn drvs_in(text: &str) -> Vec<String> {
 
 #[test]
 fn dry_run_builds_nothing_and_touches_no_host() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     env.create_network(&network(&env));
@@ -144,7 +147,7 @@ fn dry_run_builds_nothing_and_touches_no_host() {
 
 #[test]
 fn build_only_builds_and_touches_no_host() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     env.create_network(&network(&env));
@@ -164,7 +167,7 @@ fn build_only_builds_and_touches_no_host() {
 
 #[test]
 fn copy_only_copies_without_activating() {
-    let Some(env) = DeployEnv::new(&HOSTS) else {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
         return;
     };
     env.create_network(&network(&env));

@@ -2,7 +2,7 @@
 //! whose user does not exist.
 
 use crate::harness::OpsEnv;
-use crate::snap;
+use nixops_testkit::snap;
 
 /// web1 gets a text key owned by a user the network creates; web2 a key made
 /// by a local command reading `web2-key` in the test directory.
@@ -52,7 +52,7 @@ fn send_keys_restores_deleted_keys() {
     );
     assert_eq!(env.stat("web2", "/run/keys/other"), "root root 600");
     assert!(!run.stderr.contains("s3cret"), "{}", run.render());
-    snap!(env, "send_keys", run.stable());
+    snap!(env, "send_keys", run.stable().render());
 }
 
 #[test]
@@ -68,7 +68,7 @@ fn a_failing_key_command_fails_only_its_machine() {
     // The key command now fails (`cat` of a missing file).
     std::fs::remove_file(env.path("web2-key")).expect("invariant: the key file exists");
 
-    let run = env.run("send-keys", &[]).failed();
+    let run = env.run("send-keys", &[]).failed_with(1);
 
     assert!(
         run.stderr
@@ -85,7 +85,7 @@ fn a_failing_key_command_fails_only_its_machine() {
         !gone.status.success(),
         "web2 got a key from a failed command"
     );
-    snap!(env, "send_keys_failing_command", run.stable());
+    snap!(env, "send_keys_failing_command", run.stable().render());
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn a_key_for_a_missing_user_is_a_clear_error() {
         .exec_unchecked(&["rm", "-f", "/run/keys/secret"])
         .expect("rm runs on the host");
 
-    let run = env.run("send-keys", &[]).failed();
+    let run = env.run("send-keys", &[]).failed_with(1);
 
     assert!(
         run.stderr.contains(
@@ -117,5 +117,5 @@ fn a_key_for_a_missing_user_is_a_clear_error() {
         "{}",
         run.render()
     );
-    snap!(env, "send_keys_missing_user", run);
+    snap!(env, "send_keys_missing_user", run.render());
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::harness::OpsEnv;
-use crate::snap;
+use nixops_testkit::snap;
 
 const NETWORK: &str = r#"{
   network.enableRollback = true;
@@ -75,7 +75,7 @@ fn destroy_asks_forgets_and_delete_removes_the_profile() {
     // "n" keeps everything.
     let no = env.run_with_stdin("destroy", &[], "n\n").ok();
     assert!(env.status("web1").is_some() && env.status("web2").is_some());
-    snap!(env, "destroy_answered_no", no);
+    snap!(env, "destroy_answered_no", no.render());
     // So does the end of the input.
     env.run_with_stdin("destroy", &["--include", "web2"], "")
         .ok();
@@ -90,12 +90,12 @@ fn destroy_asks_forgets_and_delete_removes_the_profile() {
     // Nothing on the machine changed.
     let curl = env.on("web2", &["readlink", "/nix/var/nix/profiles/system"]);
     assert!(!curl.is_empty());
-    snap!(env, "destroy_confirmed", yes);
-    snap!(env, "info_after_destroy", info);
+    snap!(env, "destroy_confirmed", yes.render());
+    snap!(env, "info_after_destroy", info.render());
 
     // A deployment with machines needs --force; that removes the profile.
-    let refused = env.run("delete", &[]).failed();
-    snap!(env, "delete_without_force", refused);
+    let refused = env.run("delete", &[]).failed_with(1);
+    snap!(env, "delete_without_force", refused.render());
     env.run("delete", &["--force"]).ok();
     assert_eq!(generations(&profile), 0);
     assert!(!profile.exists());
@@ -114,7 +114,7 @@ fn rename_moves_the_machine_state_and_redeploys() {
     }
 
     let run = env.run("rename", &["web1", "web3"]).ok();
-    snap!(env, "rename", run);
+    snap!(env, "rename", run.render());
     let after = env.exported("web3");
     for attr in [
         "toplevel",
@@ -173,11 +173,11 @@ fn none_machines_refuse_what_their_backend_cannot_do() {
         ("reboot", &["--hard"]),
     ];
     for (i, (cmd, args)) in cases.iter().enumerate() {
-        let run = env.run(cmd, args).failed();
-        snap!(env, format!("refuse_{i}_{cmd}"), run);
+        let run = env.run(cmd, args).failed_with(1);
+        snap!(env, format!("refuse_{i}_{cmd}"), run.render());
     }
     let rescue = env.run("reboot", &["--rescue"]).ok();
-    snap!(env, "reboot_rescue", rescue.stable());
+    snap!(env, "reboot_rescue", rescue.stable().render());
     assert_eq!(
         env.run("export", &[]).ok().stdout,
         before,

@@ -6,3 +6,6 @@ mod harness;
 mod keys;
 mod lifecycle;
 mod reboot;
+
+/// The binary under test.
+const NIXOPS: &str = env!("CARGO_BIN_EXE_nixops");

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::OpsEnv;
 use crate::keys::network;
-use crate::snap;
+use nixops_testkit::snap;
 
 #[test]
 fn reboot_waits_for_the_machine_and_sends_keys_again() {
@@ -44,7 +44,7 @@ fn reboot_waits_for_the_machine_and_sends_keys_again() {
         toplevel.as_str().expect("toplevel is recorded")
     );
     assert_eq!(env.status("web1").as_deref(), Some("Up / Up-to-date"));
-    snap!(env, "reboot", run);
+    snap!(env, "reboot", run.render());
 }
 
 #[test]
@@ -62,7 +62,7 @@ fn reboot_of_a_machine_that_never_comes_back_times_out() {
     let started = Instant::now();
     let run = env
         .run("reboot", &["--include", "web1", "--timeout", "3"])
-        .failed();
+        .failed_with(1);
 
     // Generous: the machine may be loaded; without a timeout this would never end.
     assert!(started.elapsed() < Duration::from_secs(90));
@@ -73,7 +73,7 @@ fn reboot_of_a_machine_that_never_comes_back_times_out() {
         run.render()
     );
     assert_eq!(env.status("web1").as_deref(), Some("Starting / Up-to-date"));
-    snap!(env, "reboot_timeout", run);
+    snap!(env, "reboot_timeout", run.render());
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn reboot_no_wait_leaves_the_machine_starting() {
     assert!(!run.stderr.contains("waiting"), "{}", run.render());
     assert_eq!(env.status("web2").as_deref(), Some("Starting / Up-to-date"));
     assert_eq!(env.status("web1").as_deref(), Some("Up / Up-to-date"));
-    snap!(env, "reboot_no_wait", run);
+    snap!(env, "reboot_no_wait", run.render());
 }
 
 /// A configuration that needs a reboot: `deploy --allow-reboot` reboots through

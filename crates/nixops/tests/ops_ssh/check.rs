@@ -1,8 +1,11 @@
 //! `nixops check` against deployed test hosts: healthy, a host whose sshd is
 //! gone, failed units, and machines that are not up to date.
 
-use crate::common::{mask_column, OpsEnv, Run};
-use crate::snap;
+use nixops_testkit::env::{NetEnv, Run};
+use nixops_testkit::snap;
+
+use crate::common::{create_and_deploy, mask_column};
+use crate::NIXOPS;
 
 /// The check output with the load averages masked (they change all the time).
 fn masked(run: &Run) -> String {
@@ -14,7 +17,7 @@ fn masked(run: &Run) -> String {
     .render()
 }
 
-fn json(env: &OpsEnv, extra: &[&str]) -> (i32, serde_json::Value) {
+fn json(env: &NetEnv, extra: &[&str]) -> (i32, serde_json::Value) {
     let mut args = vec!["check", "--json"];
     args.extend(extra);
     let run = env.run(&args);
@@ -32,7 +35,7 @@ fn machine<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Val
         .unwrap_or_else(|| panic!("no machine {name} in {report:#}"))
 }
 
-fn state_of(env: &OpsEnv, name: &str) -> Option<String> {
+fn state_of(env: &NetEnv, name: &str) -> Option<String> {
     let conn = rusqlite::Connection::open(env.path("state.nixops")).expect("opening the state");
     conn.query_row(
         "select a.value from ResourceAttrs a join Resources r on r.id = a.machine \
@@ -45,10 +48,10 @@ fn state_of(env: &OpsEnv, name: &str) -> Option<String> {
 
 #[test]
 fn healthy_network_then_a_host_without_sshd() {
-    let Some(env) = OpsEnv::new("check healthy", &["web1", "web2", "proxy"]) else {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1", "web2", "proxy"]) else {
         return;
     };
-    env.create_and_deploy("ck");
+    create_and_deploy(&env, "ck");
 
     let run = env.run(&["check"]);
     assert_eq!(run.code, 0, "{}", run.render());
@@ -101,7 +104,7 @@ fn healthy_network_then_a_host_without_sshd() {
     assert_eq!(state_of(&env, "web2").as_deref(), Some("3"));
 
     // --all: every deployment, with a Deployment column.
-    let empty = env.write("empty.nix", b"{ }\n");
+    let empty = env.write("empty.nix", "{ }\n");
     env.run(&["create", &empty.to_string_lossy(), "-d", "empty"])
         .ok();
     let run = env.run(&["check", "--all"]);
@@ -111,10 +114,10 @@ fn healthy_network_then_a_host_without_sshd() {
 
 #[test]
 fn failed_units_and_machines_not_up_to_date() {
-    let Some(env) = OpsEnv::new("check outdated", &["web1", "web2", "proxy"]) else {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1", "web2", "proxy"]) else {
         return;
     };
-    env.create_and_deploy("ck");
+    create_and_deploy(&env, "ck");
     // Booted with the deployed system: booted and current system agree.
     env.host("web1").simulate_reboot().expect("rebooting web1");
     let (code, report) = json(&env, &["--include", "web1"]);
@@ -126,12 +129,12 @@ fn failed_units_and_machines_not_up_to_date() {
     // A new configuration for web1 is built but not deployed: only web1 is not up
     // to date (web2 and proxy are unchanged in the new build).
     env.run(&["set-args", "--argstr", "message", "bye"]).ok();
-    env.deploy(&["--build-only"]).ok();
+    env.deploy(&["--build-only"]).0.ok();
     let run = env.run(&["check"]);
     assert_eq!(run.code, 32, "{}", run.render());
     snap!(env, masked(&run));
     // Deployed: up to date, but web1 still runs the kernel it booted.
-    env.deploy(&[]).ok();
+    env.deploy(&[]).0.ok();
     let run = env.run(&["check"]);
     assert_eq!(run.code, 0, "{}", run.render());
     snap!(env, masked(&run));
@@ -165,7 +168,7 @@ fn failed_units_and_machines_not_up_to_date() {
     // now runs a system that was not recorded as deployed (bit 32).
     env.run(&["set-args", "--arg", "failing", "[ \"foo\" ]"])
         .ok();
-    let deploy = env.deploy(&[]);
+    let deploy = env.deploy(&[]).0;
     assert_eq!(deploy.code, 1, "{}", deploy.render());
     let run = env.run(&["check"]);
     assert_eq!(run.code, 16 | 32, "{}", run.render());

@@ -6,3 +6,6 @@
 mod check;
 mod common;
 mod ssh;
+
+/// The binary under test.
+const NIXOPS: &str = env!("CARGO_BIN_EXE_nixops");

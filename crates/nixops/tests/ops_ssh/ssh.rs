@@ -1,14 +1,17 @@
 //! `nixops ssh`, `ssh-for-each` and `scp` against deployed test hosts.
 
-use crate::common::OpsEnv;
-use crate::snap;
+use nixops_testkit::env::NetEnv;
+use nixops_testkit::snap;
+
+use crate::common::create_and_deploy;
+use crate::NIXOPS;
 
 #[test]
 fn ssh_ssh_for_each_and_scp() {
-    let Some(env) = OpsEnv::new("ssh commands", &["web1", "web2", "proxy"]) else {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1", "web2", "proxy"]) else {
         return;
     };
-    env.create_and_deploy("ops");
+    create_and_deploy(&env, "ops");
 
     // ssh: a command's output and exit status pass through.
     let run = env.run(&["ssh", "web1", "--", "cat", "/etc/hostname"]);
@@ -54,7 +57,7 @@ fn ssh_ssh_for_each_and_scp() {
     let blob: Vec<u8> = (0..65536u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    let local = env.write("blob.bin", &blob);
+    let local = env.write_bytes("blob.bin", &blob);
     let run = env.run(&["scp", "--to", "web1", "blob.bin", "/root/blob.bin"]);
     assert_eq!(run.code, 0, "{}", run.render());
     snap!(env, run.render());
@@ -93,10 +96,10 @@ fn ssh_ssh_for_each_and_scp() {
 
 #[test]
 fn errors() {
-    let Some(env) = OpsEnv::new("ssh errors", &["web1", "web2", "proxy"]) else {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1", "web2", "proxy"]) else {
         return;
     };
-    env.create_and_deploy("ops");
+    create_and_deploy(&env, "ops");
     snap!(env, env.run(&["ssh", "nope"]).render());
     snap!(env, env.run(&["ssh", "alice@nope", "--", "true"]).render());
     snap!(env, env.run(&["scp", "web1", "a", "b"]).render());
