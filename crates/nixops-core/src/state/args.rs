@@ -10,25 +10,9 @@ use std::collections::BTreeMap;
 
 use super::error::StateError;
 
-/// Render `s` as a one-line Nix string literal: `\` → `\\`, `${` → `\${`,
-/// `"` → `\"`, newline → `\n`, tab → `\t`, wrapped in double quotes.
-pub fn nix_string_literal(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '$' if chars.peek() == Some(&'{') => out.push_str("\\$"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            _ => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// `--argstr` values are stored as NixOps' `py2nix(value, inline=True)` makes
+/// them: a one-line Nix string literal (`\`, `${`, `"`, newline and tab escaped).
+pub use crate::eval::py2nix::quote_string as nix_string_literal;
 
 /// Whether `name` can be a formal argument of the network function, i.e. a Nix
 /// identifier: `[A-Za-z_][A-Za-z0-9_'-]*`.
