@@ -9,6 +9,7 @@ mod faults;
 mod hostkeys;
 mod keys;
 mod modes;
+mod rollback;
 mod select;
 
 /// The binary under test.
