@@ -131,7 +131,8 @@ in rec {
       checkKeys machineName config (lib.scrubOptionValue {
         inherit (config.deployment)
           targetEnv targetHost targetPort targetUser sshOptions
-          privilegeEscalationCommand alwaysActivate hasFastConnection owners provisionSSHKey;
+          privilegeEscalationCommand alwaysActivate hasFastConnection owners provisionSSHKey
+          healthChecks;
         keys = lib.mapAttrs (n: k: {
           inherit (k) name text keyFile keyCommand destDir user group permissions path;
         }) config.deployment.keys;

@@ -84,6 +84,32 @@ in
       '';
     };
 
+    deployment.healthChecks = mkOption {
+      type = types.listOf (types.submodule {
+        options = {
+          name = mkOption {
+            type = types.str;
+            description = "What the check verifies, shown when it fails.";
+          };
+          command = mkOption {
+            type = types.str;
+            description = "A shell command run on the machine; exit status 0 means healthy.";
+          };
+          timeout = mkOption {
+            type = types.int;
+            default = 30;
+            description = "Seconds the command may keep failing (it is retried every second) before the check fails.";
+          };
+        };
+      });
+      default = [ ];
+      description = ''
+        Checks run on the machine after each activation. When one fails, nixops
+        switches the machine back to the configuration it had before the deploy
+        and reports the machine as failed.
+      '';
+    };
+
     deployment.owners = mkOption {
       type = types.listOf types.str;
       default = [ ];

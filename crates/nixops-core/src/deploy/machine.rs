@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::{BuildSlot, DeployOptions, Deployer};
 use crate::backend::none;
-use crate::eval::{KeySpec, MachineInfo};
+use crate::eval::{HealthCheck, KeySpec, MachineInfo};
 use crate::events::{Event, Phase, Status};
 use crate::exec::{shell_quote, Stream};
 use crate::keys::{self, MissingOwner};
@@ -164,6 +165,8 @@ pub struct MachineSpec {
     pub keys: BTreeMap<String, KeySpec>,
     /// The keys sent before: the files of those no longer declared are removed.
     pub previous_keys: BTreeMap<String, KeySpec>,
+    /// Run after activation; a failure switches the machine back.
+    pub health_checks: Vec<HealthCheck>,
 }
 
 impl MachineSpec {
@@ -176,6 +179,7 @@ impl MachineSpec {
             keys: def.keys.clone(),
             // Unreadable old keys only mean stale files are not removed.
             previous_keys: keys::recorded(before).unwrap_or_default(),
+            health_checks: def.health_checks.clone(),
         }
     }
 
@@ -189,6 +193,8 @@ impl MachineSpec {
             has_fast_connection: record.bool_attr("hasFastConnection"),
             previous_keys: keys.clone(),
             keys,
+            // A rollback goes back to a configuration that was checked then.
+            health_checks: Vec::new(),
         }
     }
 }
@@ -430,6 +436,13 @@ impl MachineTask<'_, '_> {
                 return self.fail(Phase::Reboot, e.to_string());
             }
         }
+        if let Err(failure) = self.health_checks(session) {
+            let reason = match self.revert(session) {
+                Ok(old) => format!("{failure}; switched back to {old}"),
+                Err(why) => format!("{failure}; could not switch back: {why}"),
+            };
+            return self.fail(Phase::Check, reason);
+        }
         self.record_success(configs, toplevel, true);
         self.send(
             self.event(Phase::Activate, Status::Succeeded)
@@ -437,6 +450,64 @@ impl MachineTask<'_, '_> {
                 .store_path(toplevel),
         );
         MachineOutcome::Activated
+    }
+
+    /// Run the machine's health checks, each retried every second until it
+    /// passes or its timeout is over. `Err` says which one failed and how.
+    fn health_checks(&self, session: &SshSession) -> Result<(), String> {
+        for check in &self.def.health_checks {
+            self.send(
+                self.event(Phase::Check, Status::Started)
+                    .message(format!("checking ‘{}’...", check.name)),
+            );
+            let deadline = Instant::now() + Duration::from_secs(check.timeout);
+            let script = format!("sh -c {}", shell_quote(&check.command));
+            loop {
+                let (code, detail) = match session.run_unchecked(&Remote::shell(script.clone())) {
+                    Ok(out) => (out.code(), last_line(&out.stderr)),
+                    Err(e) => (-1, format!(": {e}")),
+                };
+                if code == 0 {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "health check ‘{}’ failed (exit code {code}){detail}",
+                        check.name
+                    ));
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            self.send(
+                self.event(Phase::Check, Status::Succeeded)
+                    .message(format!("health check ‘{}’ passed", check.name)),
+            );
+        }
+        Ok(())
+    }
+
+    /// Go back to the configuration the machine had before this deploy (as
+    /// recorded); returns its store path.
+    fn revert(&self, session: &SshSession) -> Result<String, String> {
+        let Some(old) = self.record.toplevel() else {
+            return Err("no earlier configuration is recorded".to_owned());
+        };
+        let q = shell_quote;
+        self.log(Phase::Activate, format!("switching back to {old}..."));
+        let script = if self.opts.test {
+            format!("{}/bin/switch-to-configuration test", q(old))
+        } else {
+            format!(
+                "nix-env -p {SYSTEM_PROFILE} --set {o} && {o}/bin/switch-to-configuration switch",
+                o = q(old)
+            )
+        };
+        let mut on_line = |_: Stream, line: &str| self.log(Phase::Activate, line);
+        match session.run_streaming_unchecked(&Remote::shell(script), &mut on_line) {
+            Ok(out) if out.code() == 0 => Ok(old.to_owned()),
+            Ok(out) => Err(format!("exit code {}", out.code())),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     fn send_keys(&self, session: &SshSession) -> Result<(), String> {

@@ -100,6 +100,15 @@ pub struct KeySpec {
     pub path: String,
 }
 
+/// One `deployment.healthChecks` entry: a shell command run on the machine.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct HealthCheck {
+    pub name: String,
+    pub command: String,
+    /// Seconds the command may keep failing before the check fails.
+    pub timeout: u64,
+}
+
 /// What one machine's `deployment.*` options say.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -114,6 +123,9 @@ pub struct MachineInfo {
     pub always_activate: bool,
     pub has_fast_connection: bool,
     pub owners: Vec<String>,
+    /// `deployment.healthChecks`: run after each activation.
+    #[serde(default)]
+    pub health_checks: Vec<HealthCheck>,
     /// Keyed by the attribute name under `deployment.keys`.
     pub keys: BTreeMap<String, KeySpec>,
     #[serde(rename = "provisionSSHKey")]

@@ -15,7 +15,7 @@ pub mod py2nix;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use info::{KeySpec, MachineInfo, MachineName, NetworkAttrs, NetworkInfo, Secret};
+pub use info::{HealthCheck, KeySpec, MachineInfo, MachineName, NetworkAttrs, NetworkInfo, Secret};
 pub use physical::PhysicalMachine;
 pub use py2nix::{py2nix, NixValue};
 

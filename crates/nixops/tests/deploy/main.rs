@@ -6,6 +6,7 @@ mod badinput;
 mod basic;
 mod common;
 mod faults;
+mod health;
 mod hostkeys;
 mod keys;
 mod modes;
