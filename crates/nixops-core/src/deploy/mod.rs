@@ -583,6 +583,17 @@ impl Deployer<'_> {
         let (mut outcomes, _) =
             self.run_machines(&opts, tasks, tmp.path(), || Ok(Some(configs.clone())));
         outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+        if outcomes
+            .iter()
+            .all(|(_, o)| !matches!(o, MachineOutcome::Failed(_)))
+        {
+            self.report(
+                Event::new(None, Phase::Deploy, Status::Succeeded).message(format!(
+                    "{}> rollback to generation {generation} finished successfully",
+                    self.depl_label(&depl)
+                )),
+            );
+        }
         Ok(DeploySummary {
             machines: outcomes,
             configs_path: Some(configs),
