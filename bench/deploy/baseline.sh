@@ -66,6 +66,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# BL_TIMES=FILE: append "phase seconds-since-start" lines (for phase analysis).
+t_start=$(date +%s.%N)
+mark() { [ -z "${BL_TIMES:-}" ] || echo "$1 $(echo "$(date +%s.%N) - $t_start" | bc)" >>"$BL_TIMES"; }
+
 # 1. Masters (in the background) and the build.
 for i in "${!names[@]}"; do
   ssh -M -N -f -S "$ctl/$i" -o ControlPersist=600 -o ServerAliveInterval=60 \
@@ -78,7 +82,9 @@ nix-build -I "nixpkgs=$nixpkgs" -I "nixops=$root/nix" \
   --argstr deploymentName bench --arg checkConfigurationOptions true \
   "$root/nix/eval-machine-info.nix" --arg names "[$list ]" -A machines \
   -o "$dir/configs" >/dev/null 2>"$dir/build.log"
+mark built
 wait
+mark connected
 
 # 2. Copy (a token per copy slot) and activate, every host on its own.
 mkdir -p "$dir/deployed"
@@ -97,7 +103,9 @@ one() {
     printf x >&3
   fi
   "${ssh[@]}" nix-env -p /nix/var/nix/profiles/system --set "$tl"
+  mark "activating-${names[$i]}"
   "${ssh[@]}" "$tl/bin/switch-to-configuration" switch
+  mark "activated-${names[$i]}"
   echo "$tl" >"$dir/deployed/${names[$i]}"
 }
 pids=()
@@ -114,4 +122,5 @@ for k in "${!pids[@]}"; do
   fi
 done
 cat "$ctl"/*.log >"$dir/baseline.log"
+mark done
 exit $status
