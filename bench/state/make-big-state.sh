@@ -55,7 +55,7 @@ insert into DeploymentAttrs select uuid, 'args', '{"n": "42"}' from Deployments;
 
 with recursive n(i) as (select 0 union all select i + 1 from n where i < $m - 1)
 insert into Resources(deployment, name, type)
-  select uuid, 'machine-' || i, case when i % 2 = 0 then 'none' else 'virtualbox' end
+  select uuid, 'machine-' || i, 'none'
   from Deployments, n order by uuid, i;
 
 insert into ResourceAttrs select id, 'state', '3' from Resources;
@@ -71,6 +71,7 @@ insert into ResourceAttrs select id, 'keys', '{"secret": {"destDir": "/run/keys"
 insert into ResourceAttrs select id, 'none.sshPrivateKey', '-----BEGIN OPENSSH PRIVATE KEY-----
 b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
 -----END OPENSSH PRIVATE KEY-----' from Resources;
+insert into ResourceAttrs select id, 'publicHostKey', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOf' || name from Resources;
 insert into ResourceAttrs select id, 'none.sshPublicKey', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFx NixOps client key for ' || name from Resources;
 commit;
 SQL

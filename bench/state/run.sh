@@ -1,28 +1,69 @@
 #!/bin/sh
-# Benchmark the state library on 100 deployments x 100 machines (~12 attributes
-# each): open + load all (`list`/`info --no-eval --all` need this) and
-# `export --all`. Needs sqlite3 and hyperfine.
+# Time the read-only state commands of the release `nixops` binary on a state file
+# of D deployments with M machines each (about 13 attributes per machine), written
+# in NixOps' exact format by make-big-state.sh:
 #
-#   bench/state/run.sh [D=100] [M=100]
+#   nixops list
+#   nixops info --no-eval -d <one deployment>
+#   nixops info --no-eval --all
+#   nixops export --all
+#
+# Each runs under `hyperfine --warmup 3 --runs 20` (output to /dev/null); then once
+# under `/usr/bin/time -v` for the maximum RSS. Needs sqlite3, hyperfine, jq and
+# GNU time.
+#
+#   bench/state/run.sh [D=100] [M=100] [OUT_DIR]
+#
+# OUT_DIR (default: a temporary directory) receives hyperfine's JSON and a summary.
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 d=${1:-100}
 m=${2:-100}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for tool in sqlite3 hyperfine; do
+out=${3:-$work}
+mkdir -p "$out"
+for tool in sqlite3 hyperfine jq /usr/bin/time; do
   command -v $tool >/dev/null || { echo "run.sh: $tool not found" >&2; exit 1; }
 done
 
-"$root/bench/state/make-big-state.sh" "$work/big.nixops" "$d" "$m"
-cargo build --quiet --release -p nixops-core --example state_bench --manifest-path "$root/Cargo.toml"
-bench=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" \
-  | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/examples/state_bench
-# Open once so the file is in WAL mode and timings do not include the switch.
-"$bench" "$work/big.nixops" load
-ls -l "$work/big.nixops"
-hyperfine --warmup 3 --min-runs 20 -N \
-  "$bench $work/big.nixops load" \
-  "$bench $work/big.nixops list" \
-  "$bench $work/big.nixops info" \
-  "$bench $work/big.nixops export"
+cargo build --quiet --release -p nixops --manifest-path "$root/Cargo.toml"
+target=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+  jq -r .target_directory)
+nixops=$target/release/nixops
+
+state=$work/big.nixops
+"$root/bench/state/make-big-state.sh" "$state" "$d" "$m"
+one=$(sqlite3 "$state" "select value from DeploymentAttrs where name = 'name' order by deployment limit 1 offset $((d / 2))")
+# Open once read-write so the file is in WAL mode like a file NixOps has used, and
+# the timings do not include that switch.
+"$nixops" list -s "$state" >/dev/null
+
+echo "state file: $(du -h "$state" | cut -f1), $d deployments x $m machines, one = $one"
+echo "machine: $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+hyperfine --warmup 3 --runs 20 -N --export-json "$out/state.json" \
+  -n list "$nixops list -s $state" \
+  -n info-one "$nixops info -s $state --no-eval -d $one" \
+  -n info-all "$nixops info -s $state --no-eval --all" \
+  -n export-all "$nixops export -s $state --all"
+
+rss() {
+  /usr/bin/time -v "$@" 2>&1 >/dev/null | sed -n 's/.*Maximum resident set size (kbytes): //p'
+}
+{
+  printf '%-12s %10s %10s %10s %10s\n' command median_ms min_ms max_ms maxrss_kb
+  for name in list info-one info-all export-all; do
+    case $name in
+      list) r=$(rss "$nixops" list -s "$state") ;;
+      info-one) r=$(rss "$nixops" info -s "$state" --no-eval -d "$one") ;;
+      info-all) r=$(rss "$nixops" info -s "$state" --no-eval --all) ;;
+      export-all) r=$(rss "$nixops" export -s "$state" --all) ;;
+    esac
+    jq -r --arg n "$name" --arg r "$r" '.results[] | select(.command == $n) |
+      "\(.command) \(.median * 1000) \(.min * 1000) \(.max * 1000) \($r)"' "$out/state.json" |
+      while read -r c med min max kb; do
+        printf '%-12s %10.1f %10.1f %10.1f %10s\n' "$c" "$med" "$min" "$max" "$kb"
+      done
+  done
+} | tee "$out/state-summary.txt"

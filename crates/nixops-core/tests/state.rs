@@ -764,7 +764,7 @@ fn shallow_and_sparse_id_loading() {
     assert_eq!(far.state(), ResourceState::Unreachable);
     assert_eq!(all[0].resource("web").expect("web").attrs.len(), 13);
     let some = sf
-        .deployments_with_resource_attrs(&["state", "vmId"])
+        .deployments_with_attrs(&["state", "vmId"])
         .expect("selected attrs");
     let web = some[0].resource("web").expect("web");
     assert_eq!(web.attrs.keys().collect::<Vec<_>>(), ["state", "vmId"]);

@@ -15,6 +15,7 @@ use std::sync::{Condvar, Mutex};
 use crate::backend::{self, none};
 use crate::eval::{EvalError, Evaluator, MachineInfo, MachineName, NetworkInfo, PhysicalMachine};
 use crate::events::{Event, Phase, Reporter, Status};
+use crate::exec::ExecError;
 use crate::generations::{GenerationError, Profile};
 use crate::parallel::{self, Limit};
 use crate::ssh::SshSession;
@@ -284,6 +285,39 @@ impl Deployer<'_> {
         selected: &[(ResourceRecord, MachineInfo)],
         tmp: &Path,
     ) -> Result<(), DeployError> {
+        // Generate the provisioned key pairs of all new machines at once: one
+        // ssh-keygen each, ~8 ms apiece, which in a row added a quarter of a second
+        // to a first deploy of 30 machines. Each gets its own directory since the
+        // key file name is fixed.
+        let need_key: Vec<&ResourceRecord> = selected
+            .iter()
+            .filter(|(r, def)| {
+                r.vm_id().is_none()
+                    && def.provision_ssh_key
+                    && r.attr(none::attr::PUBLIC_KEY).is_none()
+            })
+            .map(|(r, _)| r)
+            .collect();
+        let generated = parallel::for_each(need_key, |r| {
+            let dir = tmp.join(format!("keygen-{}", r.id));
+            let pair = std::fs::create_dir(&dir)
+                .map_err(|source| ExecError::Spawn {
+                    cmd: format!("mkdir {}", dir.display()),
+                    source,
+                })
+                .and_then(|()| {
+                    none::generate_key_pair(&dir, &format!("NixOps client key for {}", r.name))
+                });
+            (r.id, &r.name, pair)
+        });
+        let mut pairs: BTreeMap<i64, none::KeyPair> = BTreeMap::new();
+        for (id, name, pair) in generated {
+            let pair = pair.map_err(|source| DeployError::KeyPair {
+                machine: name.clone(),
+                source,
+            })?;
+            pairs.insert(id, pair);
+        }
         for (r, def) in selected {
             let keys = serde_json::to_value(&def.keys).expect("invariant: keys serialise");
             let mut attrs: Vec<(&str, Option<String>)> = vec![
@@ -318,13 +352,7 @@ impl Deployer<'_> {
                 attrs.push(("creationTime", Some(now().to_string())));
             }
             if r.vm_id().is_none() {
-                if def.provision_ssh_key && r.attr(none::attr::PUBLIC_KEY).is_none() {
-                    let pair =
-                        none::generate_key_pair(tmp, &format!("NixOps client key for {}", r.name))
-                            .map_err(|source| DeployError::KeyPair {
-                                machine: r.name.clone(),
-                                source,
-                            })?;
+                if let Some(pair) = pairs.remove(&r.id) {
                     attrs.push((none::attr::PRIVATE_KEY, Some(pair.private)));
                     attrs.push((none::attr::PUBLIC_KEY, Some(pair.public)));
                 }

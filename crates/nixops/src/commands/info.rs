@@ -24,6 +24,7 @@ pub struct Args {
     pub json: bool,
 }
 
+use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 
 use nixops_core::backend::is_machine_type;
@@ -60,15 +61,8 @@ struct Row {
 pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let state = settings.open_state()?;
     let depls = if args.all {
-        // Only the attributes the table shows: the full load is much slower.
-        state.deployments_with_resource_attrs(&[
-            "state",
-            "obsolete",
-            "vmId",
-            "publicIpv4",
-            "privateIpv4",
-            "configsPath",
-        ])?
+        // Every machine of every deployment: read only what a row shows.
+        state.deployments_with_attrs(ROW_ATTRS)?
     } else {
         vec![settings.select(&state)?]
     };
@@ -212,6 +206,18 @@ fn header(depl: &DeploymentRecord) -> Result<String, crate::error::CliError> {
     Ok(h)
 }
 
+/// The resource attributes [`rows_of`] reads (through `state()`, `obsolete()`,
+/// `configs_path()`, `vm_id()`, `public_ipv4()`, `private_ipv4()`); `--all` loads
+/// only these. Keep in step with [`rows_of`] and [`status`].
+const ROW_ATTRS: &[&str] = &[
+    "state",
+    "obsolete",
+    "configsPath",
+    "vmId",
+    "publicIpv4",
+    "privateIpv4",
+];
+
 /// The rows of one deployment: every resource in state and every definition,
 /// sorted by type, then name in natural order.
 fn rows_of(depl: &DeploymentRecord, defs: &Definitions) -> Vec<Row> {
@@ -221,18 +227,28 @@ fn rows_of(depl: &DeploymentRecord, defs: &Definitions) -> Vec<Row> {
         .map(|r| (r.type_.as_str(), r.name.as_str()))
         .collect();
     if let Some(defs) = defs {
+        let in_state: HashSet<&str> = depl.resources.iter().map(|r| r.name.as_str()).collect();
         for (name, type_) in defs {
-            if depl.resource(name).is_none() {
+            if !in_state.contains(name.as_str()) {
                 names.push((type_, name));
             }
         }
     }
     names.sort_by(|a, b| a.0.cmp(b.0).then_with(|| natural_cmp(a.1, b.1)));
+    // Look names up by hash, not by scanning: a deployment may have hundreds of
+    // machines. The first resource of a name wins, as `DeploymentRecord::resource`.
+    let mut by_name: HashMap<&str, &ResourceRecord> = HashMap::with_capacity(depl.resources.len());
+    for r in &depl.resources {
+        by_name.entry(r.name.as_str()).or_insert(r);
+    }
+    let defined_names: Option<HashSet<&str>> = defs
+        .as_ref()
+        .map(|d| d.iter().map(|(n, _)| n.as_str()).collect());
     names
         .into_iter()
         .map(|(type_, name)| {
-            let res = depl.resource(name);
-            let defined = defs.as_ref().map(|d| d.iter().any(|(n, _)| n == name));
+            let res = by_name.get(name).copied();
+            let defined = defined_names.as_ref().map(|d| d.contains(name));
             Row {
                 uuid: depl.uuid.clone(),
                 depl_name: depl.name().unwrap_or("(none)").to_owned(),

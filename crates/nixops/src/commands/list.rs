@@ -23,6 +23,8 @@ use crate::settings::Settings;
 
 pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let state = settings.open_state()?;
+    // Names, descriptions and resource types are all the table needs: skip the
+    // resource attributes, by far the largest part of a big state file.
     let mut depls = state.deployments_shallow()?;
     // NixOps sorts by (name, uuid), deployments without a name first.
     depls.sort_by(|a, b| (a.name(), &a.uuid).cmp(&(b.name(), &b.uuid)));
