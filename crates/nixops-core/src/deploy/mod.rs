@@ -417,17 +417,40 @@ impl Deployer<'_> {
             }
         }
 
-        // First contact: learn the host key and the NixOS version before the
-        // build, since the version goes into the physical expression.
+        // First contact with machines never reached before: pin the host key and
+        // learn the NixOS version. The version goes into the physical expression,
+        // so the build started meanwhile is speculative: it is used unless a
+        // version learnt here changes that expression.
         let mut sessions: BTreeMap<String, SshSession> = BTreeMap::new();
+        let mut speculative: Option<(String, Result<Option<PathBuf>, DeployError>)> = None;
         if !opts.dry_run && !opts.build_only {
             let (fresh, known): (Vec<_>, Vec<_>) =
                 selected.into_iter().partition(|(r, _)| !r.ssh_pinged());
             selected = known;
-            let contacted = parallel::for_each(fresh, |(r, def)| {
-                let result = self.first_contact(&r, tmp.path());
-                (r, def, result)
-            });
+            let all_names: Vec<MachineName> = selected
+                .iter()
+                .chain(&fresh)
+                .filter_map(|(r, _)| MachineName::new(&r.name).ok())
+                .collect();
+            let physical = physical_nix(&self.state.load()?, &info)?;
+            let contacted = if fresh.is_empty() {
+                Vec::new()
+            } else {
+                std::thread::scope(|scope| {
+                    let contacts = scope.spawn(|| {
+                        parallel::for_each(fresh, |(r, def)| {
+                            let result = self.first_contact(&r, tmp.path());
+                            (r, def, result)
+                        })
+                    });
+                    let built = self.nix_build(&all_names, &physical, opts);
+                    speculative = Some((physical, built));
+                    match contacts.join() {
+                        Ok(c) => c,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    }
+                })
+            };
             for (r, def, result) in contacted {
                 match result {
                     Ok(session) => {
@@ -473,8 +496,13 @@ impl Deployer<'_> {
                 (r, spec, session)
             })
             .collect();
-        let (outcomes, built) = self.run_machines(opts, tasks, tmp.path(), || {
-            self.build(&names, &physical, opts)
+        let (outcomes, built) = self.run_machines(opts, tasks, tmp.path(), || match speculative {
+            Some((guess, built)) if guess == physical => {
+                let configs = built?;
+                self.record_build(configs.as_deref())?;
+                Ok(configs)
+            }
+            _ => self.build(&names, &physical, opts),
         });
         summary.configs_path = built?;
         summary.machines.extend(outcomes);
@@ -669,6 +697,19 @@ impl Deployer<'_> {
         physical: &str,
         opts: &DeployOptions,
     ) -> Result<Option<PathBuf>, DeployError> {
+        let configs = self.nix_build(names, physical, opts)?;
+        self.record_build(configs.as_deref())?;
+        Ok(configs)
+    }
+
+    /// The `nix-build` of `names` (one invocation, so Nix builds in parallel),
+    /// with its log reported as events. Records nothing.
+    fn nix_build(
+        &self,
+        names: &[MachineName],
+        physical: &str,
+        opts: &DeployOptions,
+    ) -> Result<Option<PathBuf>, DeployError> {
         self.report(
             Event::new(None, Phase::Build, Status::Started)
                 .message("building all machine configurations..."),
@@ -677,29 +718,33 @@ impl Deployer<'_> {
         let mut on_line = |line: &str| {
             reporter.report(Event::new(None, Phase::Build, Status::Log).message(line));
         };
-        let configs =
-            self.evaluator
-                .build(names, physical, opts.dry_run, opts.repair, &mut on_line)?;
-        if let Some(configs) = &configs {
-            let depl = self.state.load()?;
-            if depl.rollback_enabled() {
-                self.profile.set(configs)?;
-            }
-            self.state.with(|s| {
-                s.set_deployment_attrs(
-                    &self.state.uuid,
-                    &[(
-                        depl_attr::CONFIGS_PATH,
-                        Some(configs.to_string_lossy().into_owned()),
-                    )],
-                )
-            })?;
-            self.report(
-                Event::new(None, Phase::Build, Status::Succeeded)
-                    .store_path(configs.to_string_lossy()),
-            );
+        Ok(self
+            .evaluator
+            .build(names, physical, opts.dry_run, opts.repair, &mut on_line)?)
+    }
+
+    /// Record a build: the deployment's `configsPath` and a rollback generation.
+    fn record_build(&self, configs: Option<&Path>) -> Result<(), DeployError> {
+        let Some(configs) = configs else {
+            return Ok(());
+        };
+        let depl = self.state.load()?;
+        if depl.rollback_enabled() {
+            self.profile.set(configs)?;
         }
-        Ok(configs)
+        self.state.with(|s| {
+            s.set_deployment_attrs(
+                &self.state.uuid,
+                &[(
+                    depl_attr::CONFIGS_PATH,
+                    Some(configs.to_string_lossy().into_owned()),
+                )],
+            )
+        })?;
+        self.report(
+            Event::new(None, Phase::Build, Status::Succeeded).store_path(configs.to_string_lossy()),
+        );
+        Ok(())
     }
 }
 
