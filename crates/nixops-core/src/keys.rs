@@ -16,6 +16,11 @@ use crate::state::ResourceRecord;
 /// The state attribute holding a machine's keys as of its last deploy.
 pub const KEYS_ATTR: &str = "keys";
 
+/// The remote snippet that ends every key upload, even of no keys: `/run/keys`
+/// exists and `/run/keys/done` tells the machine's units that keys are there.
+pub const KEYS_DONE: &str = "mkdir -m 0750 -p /run/keys; \
+    chown root:keys /run/keys 2>/dev/null || true; touch /run/keys/done";
+
 /// What to do with a key whose user or group does not exist on the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MissingOwner {
@@ -216,10 +221,7 @@ pub fn send_keys(
             script.push_str(&format!("rm -f {}; ", shell_quote(&key.path())));
         }
     }
-    script.push_str(
-        "mkdir -m 0750 -p /run/keys; chown root:keys /run/keys 2>/dev/null || true; \
-         touch /run/keys/done",
-    );
+    script.push_str(KEYS_DONE);
     session.run(&Remote::shell(script))?;
     Ok(())
 }

@@ -316,9 +316,17 @@ impl MachineTask<'_, '_> {
         let opts = self.opts;
         let q = shell_quote;
         let always = opts.always_activate || self.def.always_activate;
+        // A machine without keys (now and before) only needs the keys marker,
+        // which then rides along with the profile command: one round trip less.
+        let no_keys = self.def.keys.is_empty() && self.def.previous_keys.is_empty();
+        let mut keys_done = false;
         // 1. The system profile (not for `test` or `dry-activate`).
         if !opts.test && !opts.dry_activate {
-            let setprof = format!("nix-env -p {SYSTEM_PROFILE} --set {}", q(toplevel));
+            let mut setprof = format!("nix-env -p {SYSTEM_PROFILE} --set {}", q(toplevel));
+            if no_keys {
+                setprof.push_str(&format!(" && {{ {}; }}", keys::KEYS_DONE));
+                keys_done = true;
+            }
             let script = if always {
                 setprof
             } else {
@@ -353,7 +361,7 @@ impl MachineTask<'_, '_> {
             }
         }
         // 2. Keys, before the services that use them restart.
-        if !opts.dry_activate {
+        if !opts.dry_activate && !keys_done {
             if let Err(reason) = self.send_keys(session) {
                 return self.fail(Phase::Keys, reason);
             }
