@@ -4,7 +4,7 @@
 //! (`json.dumps(x)`: separators `", "` and `": "`) used for JSON-typed state
 //! attributes, and the pretty form (`indent=2, sort_keys=True`) used by `export`.
 //! Both escape like `ensure_ascii=True`: every character outside printable ASCII
-//! becomes `\uXXXX` (lower-case hex, UTF-16 surrogate pairs above U+FFFF). It does
+//! becomes `\u` and four lower-case hex digits (UTF-16 surrogate pairs above U+FFFF). It does
 //! not parse JSON (serde_json does that) and does no I/O.
 
 use std::fmt::Write as _;
