@@ -17,6 +17,7 @@ pub mod import;
 pub mod info;
 pub mod list;
 pub mod list_generations;
+pub mod machines;
 pub mod modify;
 pub mod mount;
 pub mod nix_exprs;

@@ -28,8 +28,7 @@ pub struct Args {
     pub devices: Vec<String>,
 }
 
-use super::send_keys::active_machines;
-use super::stop::refuse;
+use super::machines::{active_machines, refuse};
 use crate::error::CliResult;
 use crate::settings::Settings;
 

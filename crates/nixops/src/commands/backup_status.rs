@@ -30,8 +30,7 @@ pub struct Args {
 
 use std::process::ExitCode;
 
-use super::send_keys::active_machines;
-use super::stop::refuse;
+use super::machines::{active_machines, refuse};
 use crate::error::{CliError, CliResult};
 use crate::render::table::{Align, Table};
 use crate::settings::Settings;

@@ -25,8 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nixops_core::exec::Cmd;
 
-use super::send_keys::active_machines;
-use super::stop::refuse;
+use super::machines::{active_machines, refuse};
 use crate::error::{CliError, CliResult};
 use crate::settings::Settings;
 

@@ -72,7 +72,6 @@ use std::process::ExitCode;
 use nixops_core::deploy::{DeployError, DeployOptions, Deployer, SharedState, SshSettings};
 
 use crate::error::{CliError, CliResult};
-use crate::render::log::LogRenderer;
 use crate::settings::Settings;
 
 pub fn run(args: &Args, settings: &Settings) -> CliResult {
@@ -129,14 +128,7 @@ pub fn run_pipeline(
     let depl = settings.select(&state)?;
     let _lock = settings.lock(&depl, command)?;
     let evaluator = settings.evaluator(&depl)?;
-    let mut names: Vec<(i64, String)> = depl
-        .resources
-        .iter()
-        .map(|r| (r.index().unwrap_or(i64::MAX), r.name.clone()))
-        .collect();
-    names.sort();
-    let names: Vec<String> = names.into_iter().map(|(_, n)| n).collect();
-    let mut renderer = LogRenderer::new(&names, settings.debug).with_live_view();
+    let mut renderer = super::machines::renderer(&depl, settings).with_live_view();
     if let Some(path) = events {
         renderer = renderer.with_json(crate::render::log::open_events(path)?);
     }
@@ -153,12 +145,7 @@ pub fn run_pipeline(
     if failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    let total = summary.machines.len();
-    let mut message = format!("{} of {total} machines failed:", failed.len());
-    for (machine, reason) in failed {
-        message.push_str(&format!("\n  * {machine}: {reason}"));
-    }
-    Err(CliError::new(message))
+    Err(super::machines::failures(&failed, summary.machines.len()))
 }
 
 pub fn deploy_error(err: DeployError) -> CliError {

@@ -30,7 +30,7 @@ use std::process::ExitCode;
 use nixops_core::destroy;
 use nixops_core::generations::{self, Profile};
 
-use super::send_keys::{describe, renderer, temp_dir};
+use super::machines::{describe, renderer, temp_dir};
 use crate::error::{CliError, CliResult};
 use crate::settings::Settings;
 

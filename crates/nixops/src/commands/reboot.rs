@@ -42,7 +42,7 @@ use nixops_core::parallel;
 use nixops_core::reboot::{Expected, Rebooter, DEFAULT_TIMEOUT};
 use nixops_core::state::ResourceRecord;
 
-use super::send_keys::{active_machines, describe, renderer, summarise, temp_dir};
+use super::machines::{active_machines, describe, renderer, summarise, temp_dir};
 use crate::error::{CliError, CliResult};
 use crate::settings::Settings;
 

@@ -16,8 +16,7 @@ pub struct Args {
     pub keep_physical: bool,
 }
 
-use super::send_keys::active_machines;
-use super::stop::refuse;
+use super::machines::{active_machines, refuse};
 use crate::error::{CliError, CliResult};
 use crate::settings::Settings;
 

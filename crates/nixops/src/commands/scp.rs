@@ -31,7 +31,8 @@ pub struct Args {
 
 use nixops_core::ssh::{scp_cmd, scp_endpoints, ScpDirection};
 
-use super::ssh::{exit_code, find_machine, open_session, temp_dir};
+use super::machines::temp_dir;
+use super::ssh::{exit_code, find_machine, open_session};
 use crate::error::{CliError, CliResult};
 use crate::settings::Settings;
 

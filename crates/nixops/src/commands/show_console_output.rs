@@ -15,7 +15,7 @@ pub struct Args {
     pub opts: DeploymentOptions,
 }
 
-use super::stop::refuse;
+use super::machines::refuse;
 use crate::error::{CliError, CliResult};
 use crate::settings::Settings;
 

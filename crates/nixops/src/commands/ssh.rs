@@ -34,6 +34,7 @@ use nixops_core::deploy::{session_for, SshSettings};
 use nixops_core::ssh::{interactive_ssh, SshSession};
 use nixops_core::state::{DeploymentRecord, ResourceRecord, StateFile};
 
+use super::machines::temp_dir;
 use crate::error::{CliError, CliResult};
 use crate::settings::Settings;
 
@@ -80,14 +81,6 @@ pub(crate) fn find_machine(
             .insert("targetUser".to_owned(), user.to_owned());
     }
     Ok(record)
-}
-
-/// A directory for the provisioned private keys of this run.
-pub(crate) fn temp_dir() -> Result<tempfile::TempDir, CliError> {
-    tempfile::Builder::new()
-        .prefix("nixops-ssh-")
-        .tempdir()
-        .map_err(|e| CliError::new(format!("cannot create a temporary directory: {e}")))
 }
 
 /// The machine's SSH session with deploy's settings and pinned host key, its

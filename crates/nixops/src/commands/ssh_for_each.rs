@@ -70,7 +70,7 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
     names.sort();
     let names: Vec<String> = names.into_iter().map(|(_, n)| n).collect();
     let renderer = LogRenderer::new(&names, settings.debug);
-    let dir = super::ssh::temp_dir()?;
+    let dir = super::machines::temp_dir()?;
     let state = std::sync::Mutex::new(state);
     let run_one =
         |record: ResourceRecord| run_on(&state, &record, &args.args, dir.path(), &renderer);
