@@ -142,13 +142,6 @@ macro_rules! subcommands {
         }
 
         impl Command {
-            /// The subcommand's name as typed on the command line.
-            pub fn name(&self) -> &'static str {
-                match self {
-                    $( Command::$variant(_) => $name, )*
-                }
-            }
-
             /// The options every subcommand has.
             pub fn common(&self) -> &CommonArgs {
                 match self {

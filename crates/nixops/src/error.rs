@@ -35,12 +35,6 @@ impl CliError {
         self.hint = Some(hint.into());
         self
     }
-
-    /// The error of a subcommand that this version does not implement yet.
-    pub fn not_implemented(command: &str) -> Self {
-        CliError::new(format!("‘{command}’ is not implemented yet"))
-            .with_hint("the README's status table lists what works")
-    }
 }
 
 impl fmt::Display for CliError {

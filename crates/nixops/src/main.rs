@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::settings::Settings;
 
 /// The version `nixops --version` prints.
@@ -74,11 +74,11 @@ fn run(command: Command) -> CliResult {
         Command::BackupStatus(a) => c::backup_status::run(a, &settings),
         Command::RemoveBackup(a) => c::remove_backup::run(a, &settings),
         Command::CleanBackups(a) => c::clean_backups::run(a, &settings),
+        Command::Mount(a) => c::mount::run(a, &settings),
         Command::Check(a) => c::check::run(a, &settings),
         Command::Ssh(a) => c::ssh::run(a, &settings),
         Command::SshForEach(a) => c::ssh_for_each::run(a, &settings),
         Command::Scp(a) => c::scp::run(a, &settings),
-        _ => Err(CliError::not_implemented(command.name())),
     }
 }
 

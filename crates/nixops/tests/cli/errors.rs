@@ -147,12 +147,15 @@ fn import_of_an_existing_uuid() {
 }
 
 #[test]
-fn usage_errors_exit_2_and_unimplemented_commands_exit_1() {
+fn usage_errors_exit_2() {
     let env = TestEnv::new(NIXOPS);
     let run = env.run(&["-d", "x", "list"]);
     assert_eq!(run.code, 2, "{}", run.render());
     let run = env.run(&["list", "--bogus"]);
     assert_eq!(run.code, 2, "{}", run.render());
+    let run = env.run(&["scp", "--from", "--to", "m", "a", "b"]);
+    assert_ne!(run.code, 0, "{}", run.render());
+    env.create("a");
     let run = env.run(&["mount", "web1", "/mnt"]);
     snap!(env, run.render());
 }

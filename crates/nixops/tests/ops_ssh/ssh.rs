@@ -158,3 +158,54 @@ fn errors() {
         env.run(&["check", "--forget-host-key", "nope"]).render()
     );
 }
+
+/// `nixops mount`: a machine's directory through sshfs, with the pinned host key.
+#[test]
+fn mount_a_directory_of_a_machine() {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1", "web2", "proxy"]) else {
+        return;
+    };
+    let sshfs_ok = std::process::Command::new("sshfs")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        sshfs_ok || std::env::var_os("CI").is_none(),
+        "sshfs is not installed (scripts/install-deps installs it)"
+    );
+    if !sshfs_ok {
+        eprintln!("SKIPPED: sshfs is not installed");
+        return;
+    }
+    create_and_deploy(&env, "ops");
+    let mnt = env.path("mnt");
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    env.on(
+        "web1",
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /root/share && echo shared data > /root/share/file.txt",
+        ],
+    );
+    let run = env.run(&["mount", "web1:/root/share", mnt.to_str().expect("utf8")]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    let content = std::fs::read_to_string(mnt.join("file.txt"));
+    let unmount = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg(&mnt)
+        .status()
+        .or_else(|_| std::process::Command::new("umount").arg(&mnt).status());
+    assert_eq!(
+        content.expect("the file is readable through sshfs"),
+        "shared data\n"
+    );
+    assert!(unmount.is_ok_and(|s| s.success()), "unmount failed");
+    let run = env.run(&["mount", "nope:/", mnt.to_str().expect("utf8")]);
+    assert_eq!(
+        run.stderr.trim(),
+        "error: unknown machine ‘nope’",
+        "{}",
+        run.render()
+    );
+}
