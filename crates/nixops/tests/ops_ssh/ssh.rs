@@ -161,6 +161,7 @@ fn errors() {
 
 /// `nixops mount`: a machine's directory through sshfs, with the pinned host key.
 #[test]
+#[allow(clippy::print_stderr)] // the reason for skipping, outside CI
 fn mount_a_directory_of_a_machine() {
     let Some(env) = NetEnv::new(NIXOPS, &["web1", "web2", "proxy"]) else {
         return;
