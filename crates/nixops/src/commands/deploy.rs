@@ -128,7 +128,12 @@ pub fn run_pipeline(
     let depl = settings.select(&state)?;
     let _lock = settings.lock(&depl, command)?;
     let evaluator = settings.evaluator(&depl)?;
-    let mut renderer = super::machines::renderer(&depl, settings).with_live_view();
+    let mut renderer = super::machines::renderer(&depl, settings);
+    // The live view redraws lines on the terminal; JSON events on the same
+    // terminal (`--events -`) would be drawn over.
+    if events != Some(std::path::Path::new("-")) {
+        renderer = renderer.with_live_view();
+    }
     if let Some(path) = events {
         renderer = renderer.with_json(crate::render::log::open_events(path)?);
     }
