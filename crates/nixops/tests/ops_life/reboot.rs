@@ -31,18 +31,10 @@ fn reboot_waits_for_the_machine_and_sends_keys_again() {
     ] {
         assert!(run.stderr.contains(line), "{line}:\n{}", run.render());
     }
-    let marker = env
-        .host("web1")
-        .exec_unchecked(&["test", "-e", "/run/before-reboot"])
-        .expect("test runs on the host");
-    assert!(!marker.status.success(), "web1 did not reboot");
+    assert_rebooted(&env, "web1");
     assert_eq!(env.on("web1", &["cat", "/run/keys/secret"]), "s3cret-web1");
     assert_eq!(env.stat("web1", "/run/keys/secret"), "app appgrp 640");
-    let toplevel = env.exported("web1")["toplevel"].clone();
-    assert_eq!(
-        env.on("web1", &["readlink", "-f", "/run/booted-system"]),
-        toplevel.as_str().expect("toplevel is recorded")
-    );
+    assert_booted_recorded(&env, "web1");
     assert_eq!(env.status("web1").as_deref(), Some("Up / Up-to-date"));
     snap!(env, "reboot", run.render());
 }
@@ -126,16 +118,26 @@ fn deploy_reboots_when_the_configuration_needs_it() {
     ] {
         assert!(run.stderr.contains(line), "{line}:\n{}", run.render());
     }
-    let marker = env
-        .host("web1")
-        .exec_unchecked(&["test", "-e", "/run/before-reboot"])
-        .expect("test runs on the host");
-    assert!(!marker.status.success(), "web1 did not reboot");
+    assert_rebooted(&env, "web1");
     assert_eq!(env.on("web1", &["cat", "/run/keys/k"]), "after-reboot");
     assert_eq!(env.stat("web1", "/run/keys/k"), "root root 400");
-    let toplevel = env.exported("web1")["toplevel"].clone();
+    assert_booted_recorded(&env, "web1");
+}
+
+/// The machine really rebooted: the marker left in its old `/run` is gone.
+fn assert_rebooted(env: &OpsEnv, machine: &str) {
+    let marker = env
+        .host(machine)
+        .exec_unchecked(&["test", "-e", "/run/before-reboot"])
+        .expect("test runs on the host");
+    assert!(!marker.status.success(), "{machine} did not reboot");
+}
+
+/// The machine booted the configuration the state records for it.
+fn assert_booted_recorded(env: &OpsEnv, machine: &str) {
+    let toplevel = env.exported(machine)["toplevel"].clone();
     assert_eq!(
-        env.on("web1", &["readlink", "-f", "/run/booted-system"]),
+        env.on(machine, &["readlink", "-f", "/run/booted-system"]),
         toplevel.as_str().expect("toplevel is recorded")
     );
 }
