@@ -5,6 +5,10 @@
 # works with any nixpkgs that provides `nixos/lib/eval-config.nix`.
 { system ? builtins.currentSystem
 , networkExprs
+  # What nixops knows of each machine from its state, as network files whose
+  # attributes are machine names; machines the network does not define are
+  # ignored, so a stale guess can never add a machine.
+, physicalExprs ? [ ]
 , checkConfigurationOptions ? true
 , uuid
 , deploymentName
@@ -19,7 +23,7 @@ let
   readNetwork = file: (call (import file)) // { _file = toString file; };
 
   # All network files, following `require`, each read once.
-  networks =
+  userNetworks =
     let
       toKey = file: { key = toString file; inherit file; };
       closure = builtins.genericClosure {
@@ -29,7 +33,14 @@ let
     in map (item: readNetwork item.file) closure;
 
   # Every top-level attribute name -> the list of its values, in file order.
-  network = builtins.zipAttrsWith (name: values: values) networks;
+  network = builtins.zipAttrsWith (name: values: values) userNetworks;
+
+  physicalNetworks = map
+    (file: builtins.intersectAttrs (removeAttrs network reserved) (import file)
+      // { _file = toString file; })
+    physicalExprs;
+
+  networks = userNetworks ++ physicalNetworks;
 
   pkgs = (builtins.head (network.network or [ {} ])).nixpkgs or (import <nixpkgs> { inherit system; });
   inherit (pkgs) lib;
@@ -162,6 +173,26 @@ in rec {
       '' + lib.concatMapStrings (m: checkKeys m.name m.config ''
         ln -s ${m.config.system.build.toplevel} $out/${lib.escapeShellArg m.name}
       '') selected);
+
+  # What a deploy needs, from one evaluation: `info`, and the derivation of
+  # `machines` for the machines that a deploy with `include` and `exclude` builds
+  # (those of the `none` backend). Evaluated with `--read-write-mode`, forcing
+  # `drvPath` writes the derivations to the store, so that `nix-store --realise`
+  # builds them without a second evaluation.
+  plan = { include ? [ ], exclude ? [ ] }:
+    let
+      selected = lib.filter
+        (n: (include == [ ] || lib.elem n include) && !(lib.elem n exclude)
+            && nodes.${n}.config.deployment.targetEnv == "none")
+        machineNames;
+      drv = machines { names = selected; };
+    in {
+      inherit info;
+      build =
+        if info ? invalidNames || selected == [ ] then null
+        # Not `outPath`: JSON would print an attribute set with one as that string.
+        else { names = selected; inherit (drv) drvPath; output = drv.outPath; };
+    };
 
   # The function arguments of every network file in the `require` closure,
   # each mapped to the files declaring it. Files are called with dummy

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
 use crate::backend::{self, none};
-use crate::eval::{EvalError, Evaluator, MachineInfo, MachineName, NetworkInfo, PhysicalMachine};
+use crate::eval::{
+    EvalError, Evaluator, MachineInfo, MachineName, NetworkInfo, PhysicalMachine, PlannedBuild,
+};
 use crate::events::{Event, Phase, Reporter, Status};
 use crate::exec::ExecError;
 use crate::generations::{GenerationError, Profile};
@@ -169,9 +171,33 @@ impl Deployer<'_> {
     /// Evaluate the network and bring the state in line with it: new machines get
     /// a row, vanished ones are marked obsolete (and destroyed with
     /// `--kill-obsolete`), every machine gets an index.
-    pub fn evaluate(&self, opts: &DeployOptions) -> Result<NetworkInfo, DeployError> {
+    ///
+    /// Unless it is a dry run, the one evaluation also instantiates the build of
+    /// the selected machines, with the physical expression guessed from the
+    /// state as it is now; the planned build is returned for [`Deployer::build`]
+    /// to use if the guess holds.
+    pub fn evaluate(
+        &self,
+        opts: &DeployOptions,
+    ) -> Result<(NetworkInfo, Option<PlannedBuild>), DeployError> {
         self.report(Event::new(None, Phase::Evaluate, Status::Started));
-        let info = self.evaluator.info()?;
+        let plan = if opts.dry_run {
+            None
+        } else {
+            let guess = physical_nix_of(&self.state.load()?, |_| true)?;
+            match self.evaluator.plan(&guess, &opts.include, &opts.exclude) {
+                Ok(plan) => plan,
+                // Evaluate again without the guess: its errors are the ones to show.
+                Err(e) => {
+                    tracing::debug!("evaluation with the guessed physical expression failed: {e}");
+                    None
+                }
+            }
+        };
+        let (info, planned) = match plan {
+            Some(plan) => (plan.info, plan.build),
+            None => (self.evaluator.info()?, None),
+        };
         let uuid = &self.state.uuid;
         // NixOps ignores names that match nothing (issue #459); a typo there would
         // silently deploy everything else.
@@ -274,7 +300,7 @@ impl Deployer<'_> {
         let names: Vec<String> = active.into_iter().map(|(_, n)| n).collect();
         self.reporter.machines(&names);
         self.report(Event::new(None, Phase::Evaluate, Status::Succeeded));
-        Ok(info)
+        Ok((info, planned))
     }
 
     /// Record what each selected machine's definition says (NixOps'
@@ -368,7 +394,8 @@ impl Deployer<'_> {
 
     /// Run the whole pipeline.
     pub fn deploy(&self, opts: &DeployOptions) -> Result<DeploySummary, DeployError> {
-        let info = self.evaluate(opts)?;
+        let (info, planned) = self.evaluate(opts)?;
+        let planned = planned.as_ref();
         let tmp = tempfile::Builder::new()
             .prefix("nixops-deploy-")
             .tempdir()
@@ -443,7 +470,7 @@ impl Deployer<'_> {
                             (r, def, result)
                         })
                     });
-                    let built = self.nix_build(&all_names, &physical, opts);
+                    let built = self.nix_build(&all_names, &physical, planned, opts);
                     speculative = Some((physical, built));
                     match contacts.join() {
                         Ok(c) => c,
@@ -479,7 +506,7 @@ impl Deployer<'_> {
             .collect();
 
         if opts.dry_run || opts.build_only || names.is_empty() {
-            let configs = self.build(&names, &physical, opts)?;
+            let configs = self.build(&names, &physical, planned, opts)?;
             summary.configs_path = configs;
             return Ok(summary);
         }
@@ -502,7 +529,7 @@ impl Deployer<'_> {
                 self.record_build(configs.as_deref())?;
                 Ok(configs)
             }
-            _ => self.build(&names, &physical, opts),
+            _ => self.build(&names, &physical, planned, opts),
         });
         summary.configs_path = built?;
         summary.machines.extend(outcomes);
@@ -695,19 +722,23 @@ impl Deployer<'_> {
         &self,
         names: &[MachineName],
         physical: &str,
+        planned: Option<&PlannedBuild>,
         opts: &DeployOptions,
     ) -> Result<Option<PathBuf>, DeployError> {
-        let configs = self.nix_build(names, physical, opts)?;
+        let configs = self.nix_build(names, physical, planned, opts)?;
         self.record_build(configs.as_deref())?;
         Ok(configs)
     }
 
-    /// The `nix-build` of `names` (one invocation, so Nix builds in parallel),
-    /// with its log reported as events. Records nothing.
+    /// The build of `names` (one Nix invocation, so Nix builds in parallel),
+    /// with its log reported as events. Records nothing. When the evaluation
+    /// planned this very build (same machines, same physical expression), its
+    /// derivation is realised without evaluating again; else `nix-build`.
     fn nix_build(
         &self,
         names: &[MachineName],
         physical: &str,
+        planned: Option<&PlannedBuild>,
         opts: &DeployOptions,
     ) -> Result<Option<PathBuf>, DeployError> {
         self.report(
@@ -718,9 +749,20 @@ impl Deployer<'_> {
         let mut on_line = |line: &str| {
             reporter.report(Event::new(None, Phase::Build, Status::Log).message(line));
         };
-        Ok(self
-            .evaluator
-            .build(names, physical, opts.dry_run, opts.repair, &mut on_line)?)
+        let mut wanted: Vec<&str> = names.iter().map(MachineName::as_str).collect();
+        wanted.sort_unstable();
+        match planned {
+            Some(p) if !opts.dry_run && p.physical == physical && p.names == wanted => Ok(Some(
+                self.evaluator.realise(p, opts.repair, &mut on_line)?,
+            )),
+            _ => Ok(self.evaluator.build(
+                names,
+                physical,
+                opts.dry_run,
+                opts.repair,
+                &mut on_line,
+            )?),
+        }
     }
 
     /// Record a build: the deployment's `configsPath` and a rollback generation.
@@ -750,14 +792,22 @@ impl Deployer<'_> {
 
 /// The physical network expression from the state of the active machines.
 pub fn physical_machines(depl: &DeploymentRecord, info: &NetworkInfo) -> Vec<PhysicalMachine> {
+    physical_machines_of(depl, |name| {
+        MachineName::new(name)
+            .map(|n| info.machines.contains_key(&n))
+            .unwrap_or(false)
+    })
+}
+
+/// The physical machines of `depl` whose names pass `defined`.
+fn physical_machines_of(
+    depl: &DeploymentRecord,
+    defined: impl Fn(&str) -> bool,
+) -> Vec<PhysicalMachine> {
     depl.resources
         .iter()
         .filter(|r| backend::is_machine_type(&r.type_) && !r.obsolete())
-        .filter(|r| {
-            MachineName::new(&r.name)
-                .map(|n| info.machines.contains_key(&n))
-                .unwrap_or(false)
-        })
+        .filter(|r| defined(&r.name))
         .map(|r| PhysicalMachine {
             name: r.name.clone(),
             public_ipv4: r.public_ipv4().map(str::to_owned),
@@ -772,6 +822,15 @@ pub fn physical_machines(depl: &DeploymentRecord, info: &NetworkInfo) -> Vec<Phy
 /// The physical network expression (`physical.nix`) of `depl`.
 pub fn physical_nix(depl: &DeploymentRecord, info: &NetworkInfo) -> Result<String, EvalError> {
     crate::eval::physical::render(&physical_machines(depl, info)).map_err(EvalError::Physical)
+}
+
+/// The physical network expression of the machines of `depl` whose names pass
+/// `defined` (before evaluating: every active machine).
+fn physical_nix_of(
+    depl: &DeploymentRecord,
+    defined: impl Fn(&str) -> bool,
+) -> Result<String, EvalError> {
+    crate::eval::physical::render(&physical_machines_of(depl, defined)).map_err(EvalError::Physical)
 }
 
 /// The result of the one build, awaited by every machine.

@@ -167,6 +167,40 @@ pub enum OptionFormat {
     Xml,
 }
 
+/// What one evaluation of a deploy gives: the network's `info`, and the
+/// derivation that builds the machines it selected, already in the store.
+#[derive(Debug)]
+pub struct Plan {
+    pub info: NetworkInfo,
+    /// `None` when no machine of the `none` backend is selected.
+    pub build: Option<PlannedBuild>,
+}
+
+/// The derivation of the `machines` directory for `names`, instantiated with the
+/// physical expression `physical`: valid for a deploy whose selection and
+/// physical expression turn out the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedBuild {
+    pub names: Vec<String>,
+    pub drv_path: PathBuf,
+    pub out_path: PathBuf,
+    pub physical: String,
+}
+
+#[derive(serde::Deserialize)]
+struct RawPlan {
+    info: serde_json::Value,
+    build: Option<RawPlannedBuild>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawPlannedBuild {
+    names: Vec<String>,
+    drv_path: PathBuf,
+    output: PathBuf,
+}
+
 /// Runs Nix on a deployment's network files through the embedded glue.
 #[derive(Debug)]
 pub struct Evaluator {
@@ -209,8 +243,9 @@ impl Evaluator {
         Ok(())
     }
 
-    /// The arguments common to every call (V1 order), for `exprs`.
-    fn common(&self, exprs: &[NixValue], check: bool) -> Vec<String> {
+    /// The arguments common to every call (V1 order), with the physical
+    /// expression at `physical`, if any.
+    fn common(&self, physical: Option<&Path>, check: bool) -> Vec<String> {
         let s = &self.settings;
         let mut a = Vec::new();
         for p in &s.nix_path {
@@ -230,7 +265,7 @@ impl Evaluator {
         a.extend([
             "--arg".to_owned(),
             "networkExprs".to_owned(),
-            py2nix(&NixValue::List(exprs.to_vec()), true),
+            py2nix(&NixValue::List(self.exprs()), true),
             "--arg".to_owned(),
             "args".to_owned(),
             py2nix(&args, true),
@@ -243,35 +278,41 @@ impl Evaluator {
             "--arg".to_owned(),
             "checkConfigurationOptions".to_owned(),
             check.to_string(),
-            self.dir
-                .path()
-                .join("eval-machine-info.nix")
-                .display()
-                .to_string(),
         ]);
+        if let Some(p) = physical {
+            a.extend([
+                "--arg".to_owned(),
+                "physicalExprs".to_owned(),
+                py2nix(
+                    &NixValue::List(vec![NixValue::str(p.to_string_lossy())]),
+                    true,
+                ),
+            ]);
+        }
+        a.extend([self
+            .dir
+            .path()
+            .join("eval-machine-info.nix")
+            .display()
+            .to_string()]);
         a
     }
 
-    fn exprs(&self, physical: Option<&Path>) -> Vec<NixValue> {
-        let mut v: Vec<NixValue> = self
-            .settings
+    fn exprs(&self) -> Vec<NixValue> {
+        self.settings
             .network_exprs
             .iter()
             .map(NetworkExpr::to_nix)
-            .collect();
-        if let Some(p) = physical {
-            v.push(NixValue::str(p.to_string_lossy()));
-        }
-        v
+            .collect()
     }
 
     /// `nix-instantiate --eval-only --strict` on the glue with `extra` arguments.
-    fn instantiate_cmd(&self, exprs: &[NixValue], check: bool, extra: &[&str]) -> Cmd {
+    fn instantiate_cmd(&self, physical: Option<&Path>, check: bool, extra: &[&str]) -> Cmd {
         let mut cmd = Cmd::new("nix-instantiate");
         if !self.settings.read_only {
             cmd = cmd.arg("--read-write-mode");
         }
-        cmd.args(self.common(exprs, check))
+        cmd.args(self.common(physical, check))
             .args(["--eval-only", "--strict"])
             .args(extra)
     }
@@ -291,16 +332,12 @@ impl Evaluator {
 
     /// The command [`Evaluator::info`] runs. Unknown options are errors.
     pub fn info_cmd(&self) -> Cmd {
-        self.instantiate_cmd(&self.exprs(None), true, &["--json", "-A", "info"])
+        self.instantiate_cmd(None, true, &["--json", "-A", "info"])
     }
 
     /// The command [`Evaluator::arguments`] runs.
     pub fn arguments_cmd(&self) -> Cmd {
-        self.instantiate_cmd(
-            &self.exprs(None),
-            false,
-            &["--json", "-A", "nixopsArguments"],
-        )
+        self.instantiate_cmd(None, false, &["--json", "-A", "nixopsArguments"])
     }
 
     /// The command [`Evaluator::show_option`] runs; `physical` is the path of
@@ -322,7 +359,7 @@ impl Evaluator {
             OptionFormat::Json => extra.push("--json"),
             OptionFormat::Xml => extra.push("--xml"),
         }
-        self.instantiate_cmd(&self.exprs(physical), false, &extra)
+        self.instantiate_cmd(physical, false, &extra)
     }
 
     /// The command [`Evaluator::build`] runs, with the physical expression at `physical`.
@@ -335,7 +372,7 @@ impl Evaluator {
     ) -> Cmd {
         let names_arg = NixValue::List(names.iter().map(|n| NixValue::str(n.as_str())).collect());
         let mut cmd = Cmd::new("nix-build")
-            .args(self.common(&self.exprs(Some(physical)), true))
+            .args(self.common(Some(physical), true))
             .args(["--arg", "names"])
             .arg(py2nix(&names_arg, true))
             .args(["-A", "machines", "-o"])
@@ -356,6 +393,107 @@ impl Evaluator {
         let cmd = self.info_cmd();
         let out = self.instantiate(cmd)?;
         NetworkInfo::parse(&out, "nix-instantiate -A info")
+    }
+
+    /// The command [`Evaluator::plan`] runs, with the physical expression at
+    /// `physical`. Needs read-write mode: it writes the derivations.
+    pub fn plan_cmd(&self, physical: &Path, include: &[String], exclude: &[String]) -> Cmd {
+        let list = |names: &[String]| {
+            py2nix(
+                &NixValue::List(names.iter().map(NixValue::str).collect()),
+                true,
+            )
+        };
+        let (include, exclude) = (list(include), list(exclude));
+        self.instantiate_cmd(
+            Some(physical),
+            true,
+            &[
+                "--json",
+                "-A",
+                "plan",
+                "--arg",
+                "include",
+                include.as_str(),
+                "--arg",
+                "exclude",
+                exclude.as_str(),
+            ],
+        )
+    }
+
+    /// One evaluation for a deploy: `info`, and the derivation building the
+    /// machines that `include`/`exclude` select, with `physical_nix` (a guess
+    /// made from the state before evaluating) added to the network. `None`
+    /// when the evaluator is read-only, since the derivations must be written.
+    /// A Nix error here may come from the guess: the caller falls back to
+    /// [`Evaluator::info`], whose errors are the ones to show.
+    pub fn plan(
+        &self,
+        physical_nix: &str,
+        include: &[String],
+        exclude: &[String],
+    ) -> Result<Option<Plan>, EvalError> {
+        if self.settings.read_only {
+            return Ok(None);
+        }
+        let physical = self.write_physical(physical_nix)?;
+        let out = self.instantiate(self.plan_cmd(&physical, include, exclude))?;
+        let cmd = "nix-instantiate -A plan";
+        let raw: RawPlan = serde_json::from_slice(&out).map_err(|source| EvalError::Json {
+            cmd: cmd.to_owned(),
+            source,
+        })?;
+        let info = serde_json::to_vec(&raw.info).map_err(|source| EvalError::Json {
+            cmd: cmd.to_owned(),
+            source,
+        })?;
+        Ok(Some(Plan {
+            info: NetworkInfo::parse(&info, cmd)?,
+            build: raw.build.map(|b| PlannedBuild {
+                names: b.names,
+                drv_path: b.drv_path,
+                out_path: b.output,
+                physical: physical_nix.to_owned(),
+            }),
+        }))
+    }
+
+    /// The command [`Evaluator::realise`] runs.
+    pub fn realise_cmd(&self, planned: &PlannedBuild, repair: bool) -> Cmd {
+        let mut cmd = Cmd::new("nix-store")
+            .args(self.settings.nix_flags.to_args())
+            .arg("--realise")
+            .arg(&planned.drv_path)
+            .arg("--add-root")
+            .arg(self.dir.path().join("configs"))
+            .arg("--indirect");
+        if repair {
+            cmd = cmd.arg("--repair");
+        }
+        cmd
+    }
+
+    /// Build a planned derivation (as [`Evaluator::build`] does, without
+    /// evaluating again). Returns the `machines` directory, which stays a GC
+    /// root as long as the evaluator lives.
+    pub fn realise(
+        &self,
+        planned: &PlannedBuild,
+        repair: bool,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<PathBuf, EvalError> {
+        let cmd = self.realise_cmd(planned, repair);
+        let out = cmd
+            .run_streaming_unchecked(&mut |_, line| on_line(line))
+            .map_err(EvalError::Exec)?;
+        if !out.status.success() {
+            return Err(EvalError::Build {
+                cmd: cmd.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(planned.out_path.clone())
     }
 
     /// `nixopsArguments`: every function argument of the network files, with
@@ -475,7 +613,7 @@ mod tests {
     }
 
     /// The arguments every call shares, in NixOps' order.
-    fn common(ev: &Evaluator, exprs: &str, check: bool) -> Vec<String> {
+    fn common(ev: &Evaluator, exprs: &str, check: bool, physical: Option<&str>) -> Vec<String> {
         let dir = ev.glue_dir().display().to_string();
         let mut v = strings(&[
             "-I",
@@ -514,6 +652,9 @@ mod tests {
             "checkConfigurationOptions",
             if check { "true" } else { "false" },
         ]));
+        if let Some(p) = physical {
+            v.extend(strings(&["--arg", "physicalExprs", p]));
+        }
         v.push(format!("{dir}/eval-machine-info.nix"));
         v
     }
@@ -526,6 +667,7 @@ mod tests {
             &ev,
             r#"[ "/net/a.nix" <nixops/templates/x.nix> ]"#,
             true,
+            None,
         ));
         want.extend(strings(&[
             "--eval-only",
@@ -548,8 +690,9 @@ mod tests {
         let mut want = strings(&["nix-build"]);
         want.extend(common(
             &ev,
-            r#"[ "/net/a.nix" <nixops/templates/x.nix> "/t/physical.nix" ]"#,
+            r#"[ "/net/a.nix" <nixops/templates/x.nix> ]"#,
             true,
+            Some(r#"[ "/t/physical.nix" ]"#),
         ));
         want.extend(strings(&[
             "--arg",

@@ -5,6 +5,7 @@
 mod badinput;
 mod basic;
 mod common;
+mod evaluation;
 mod faults;
 mod health;
 mod hostkeys;

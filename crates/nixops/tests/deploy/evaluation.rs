@@ -1,0 +1,134 @@
+//! How many times a deploy evaluates the network. A redeploy evaluates once: the
+//! evaluation that reads the deployment options also instantiates the machines,
+//! with the physical expression guessed from the state, and the build realises
+//! that derivation. When the guess turns out wrong, the deploy evaluates again
+//! and still deploys what the network says.
+//!
+//! The real Nix tools run behind a shim on `PATH` that only logs each call.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nixops_testkit::env::{Events, NetEnv, Run, DEPLOYMENT};
+
+use crate::NIXOPS;
+
+const TOOLS: [&str; 3] = ["nix-instantiate", "nix-build", "nix-store"];
+
+/// A directory of scripts that log `name args...` to `log` and run the real tool.
+fn shim(env: &NetEnv, log: &Path) -> PathBuf {
+    let dir = env.path("shim");
+    std::fs::create_dir_all(&dir).expect("the shim directory can be created");
+    let path = std::env::var_os("PATH").expect("PATH is set");
+    for tool in TOOLS {
+        let real = std::env::split_paths(&path)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{tool} is not on PATH"));
+        let script = dir.join(tool);
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                real.display()
+            ),
+        )
+        .expect("the shim can be written");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .expect("the shim can be made executable");
+    }
+    dir
+}
+
+/// Deploy with the shim first on `PATH`; the calls of each tool, and the run.
+fn deploy_counting(env: &NetEnv, n: usize) -> (Run, Events, Calls) {
+    let log = env.path(&format!("calls-{n}.log"));
+    let shim = shim(env, &log);
+    let events = env.path(&format!("counted-{n}.jsonl"));
+    let events_arg = events.display().to_string();
+    let mut cmd = env.command(&["deploy", "-d", DEPLOYMENT, "--events", &events_arg]);
+    let path = std::env::var_os("PATH").expect("PATH is set");
+    let mut dirs = vec![shim];
+    dirs.extend(std::env::split_paths(&path));
+    cmd.env(
+        "PATH",
+        std::env::join_paths(dirs).expect("PATH entries join"),
+    );
+    let run = env.run_cmd(cmd);
+    let calls = Calls(std::fs::read_to_string(&log).unwrap_or_default());
+    (run, Events::read(&events), calls)
+}
+
+struct Calls(String);
+
+impl Calls {
+    /// How many calls of `tool` had an argument equal to `arg` (any, if empty).
+    fn count(&self, tool: &str, arg: &str) -> usize {
+        self.0
+            .lines()
+            .filter(|l| {
+                let mut words = l.split(' ');
+                words.next() == Some(tool) && (arg.is_empty() || words.any(|w| w == arg))
+            })
+            .count()
+    }
+}
+
+fn network(msg1: &str, msg2: &str, ip: &str) -> String {
+    format!(
+        "{{ web1 = {{ services.toyweb = {{ enable = true; message = \"{msg1}\"; }}; \
+         networking.publicIPv4 = \"{ip}\"; }};\n  web2 = {};\n}}\n",
+        crate::common::web(msg2)
+    )
+}
+
+#[test]
+fn a_redeploy_evaluates_the_network_once() {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1", "web2"]) else {
+        return;
+    };
+    env.create_network(&network("one", "two", "192.0.2.1"));
+
+    // First deploy: the key pairs nixops provisions are not in the state yet,
+    // so the configurations are built again once they are.
+    let (run, _, calls) = deploy_counting(&env, 0);
+    run.ok();
+    assert_eq!(calls.count("nix-instantiate", ""), 1, "{}", calls.0);
+    assert_eq!(calls.count("nix-build", ""), 1, "{}", calls.0);
+    assert_eq!(env.http_get("web2").as_deref(), Some("two"));
+
+    // A change: one evaluation, and its derivation is built as it is.
+    env.write("network.nix", &network("one", "two, changed", "192.0.2.1"));
+    let (run, events, calls) = deploy_counting(&env, 1);
+    run.ok();
+    assert_eq!(calls.count("nix-instantiate", ""), 1, "{}", calls.0);
+    assert_eq!(calls.count("nix-build", ""), 0, "{}", calls.0);
+    assert_eq!(calls.count("nix-store", "--realise"), 1, "{}", calls.0);
+    assert_eq!(env.http_get("web2").as_deref(), Some("two, changed"));
+    assert_eq!(env.http_get("web1").as_deref(), Some("one"));
+    assert_eq!(
+        events.machines_with("activate", "succeeded"),
+        ["web1", "web2"]
+    );
+
+    // A new address contradicts the guess (the state still has the old one):
+    // that evaluation fails, the deploy evaluates without the guess, builds
+    // with what the network now says, and succeeds.
+    env.write("network.nix", &network("one v3", "two", "192.0.2.2"));
+    let (run, _, calls) = deploy_counting(&env, 2);
+    run.ok();
+    assert_eq!(calls.count("nix-instantiate", ""), 2, "{}", calls.0);
+    assert_eq!(calls.count("nix-build", ""), 1, "{}", calls.0);
+    assert_eq!(env.http_get("web1").as_deref(), Some("one v3"));
+    let info = env.info_json();
+    let web1 = info["machines"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["name"] == "web1"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no web1 in {info}"));
+    assert!(web1.to_string().contains("192.0.2.2"), "{web1}");
+    for (h, status) in env.statuses() {
+        assert_eq!(status, "Up / Up-to-date", "{h}");
+    }
+}
