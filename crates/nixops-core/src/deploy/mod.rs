@@ -181,10 +181,17 @@ impl Deployer<'_> {
         opts: &DeployOptions,
     ) -> Result<(NetworkInfo, Option<PlannedBuild>), DeployError> {
         self.report(Event::new(None, Phase::Evaluate, Status::Started));
-        let plan = if opts.dry_run {
+        let depl = self.state.load()?;
+        // On a first deploy the guess cannot hold: nixops provisions key pairs
+        // for new machines after evaluating, and they go into the configurations.
+        let first = !depl
+            .resources
+            .iter()
+            .any(|r| backend::is_machine_type(&r.type_));
+        let plan = if opts.dry_run || first {
             None
         } else {
-            let guess = physical_nix_of(&self.state.load()?, |_| true)?;
+            let guess = physical_nix_of(&depl, |_| true)?;
             match self.evaluator.plan(&guess, &opts.include, &opts.exclude) {
                 Ok(plan) => plan,
                 // Evaluate again without the guess: its errors are the ones to show.

@@ -256,3 +256,37 @@ fn a_host_powered_off_during_activation_fails_alone() {
     let statuses = env.statuses();
     assert_ne!(statuses["web2"], "Up / Up-to-date", "{statuses:?}");
 }
+
+/// The profile and the activation may run as one remote command; a profile
+/// that cannot be set is still reported as such, and nothing is activated.
+#[test]
+fn a_profile_that_cannot_be_set_is_reported_and_not_activated() {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
+        return;
+    };
+    env.create_network(&network(""));
+    // The system profile is a non-empty directory now: nix-env cannot set it.
+    env.on(
+        "web2",
+        &[
+            "sh",
+            "-c",
+            "rm -rf /nix/var/nix/profiles/system* && mkdir -p /nix/var/nix/profiles/system/x",
+        ],
+    );
+    let (run, events) = env.deploy(&[]);
+    let run = run.failed();
+    assert_reported(
+        &run,
+        "web2",
+        "unable to set new system profile (exit code 1)",
+    );
+    assert!(events.has("web2", "profile", "failed"), "{:?}", events.0);
+    assert!(
+        !events.has("web2", "activate", "succeeded"),
+        "{:?}",
+        events.0
+    );
+    assert_eq!(env.http_get("web2"), None, "web2 was activated");
+    assert_others_deployed(&env, "web2");
+}
