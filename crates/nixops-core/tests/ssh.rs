@@ -299,6 +299,61 @@ fn the_master_connection_is_reused() {
     assert_eq!(sshd.accepted_logins(), 2, "{}", sshd.log());
 }
 
+/// The first command can open the master itself: its output and status come
+/// back, and the master stays up for the next commands, with one login in all.
+#[test]
+fn a_command_can_open_the_master() {
+    let mut sshd = Sshd::start();
+    let session = sshd.session("web1", HostKeys::Learn);
+    let out = session
+        .connect_running(&Remote::shell("echo hello; echo oops >&2; exit 3"))
+        .expect("ran");
+    assert_eq!(out.stdout_text(), "hello");
+    // After ssh's own note that it learned the host key.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.ends_with("\noops\n"), "{stderr}");
+    assert_eq!(out.code(), 3);
+    assert!(session.control_path().exists(), "no master socket");
+    // The server stops accepting connections: the rest goes over the master.
+    sshd.stop();
+    let out = session
+        .run(&Remote::argv(&["echo", "again"]))
+        .expect("runs");
+    assert_eq!(out.stdout_text(), "again");
+    // With the master up, it is an ordinary command.
+    let out = session
+        .connect_running(&Remote::argv(&["echo", "third"]))
+        .expect("runs");
+    assert_eq!(out.stdout_text(), "third");
+    assert_eq!(sshd.accepted_logins(), 1, "{}", sshd.log());
+    assert!(!session.learned_host_keys().expect("read").is_empty());
+}
+
+/// Opening the master with a command retries an unreachable host as
+/// `connect` does, and names the machine when it gives up.
+#[test]
+fn a_command_opening_the_master_retries_then_fails() {
+    let port = free_port();
+    let target = SshTarget {
+        port: Some(port),
+        use_user_config: false,
+        ..SshTarget::new("root", "127.0.0.1")
+    };
+    let options = SessionOptions {
+        connection_tries: 2,
+        first_retry_delay: Duration::from_millis(300),
+        ..fast_options()
+    };
+    let session = SshSession::new("db3", target, HostKeys::Learn, options).expect("session");
+    let start = Instant::now();
+    let err = session
+        .connect_running(&Remote::argv(&["true"]))
+        .expect_err("invariant: nothing listens");
+    assert!(matches!(err, SshError::Connect { .. }), "{err:?}");
+    assert!(err.to_string().contains("db3"), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(300), "no retry");
+}
+
 #[test]
 fn remote_exit_status_passes_through() {
     let sshd = Sshd::start();

@@ -144,13 +144,14 @@ pub fn connect(
     Ok(())
 }
 
-/// Read the NixOS version from `/etc/os-release` (first contact only).
-pub fn state_version(session: &SshSession) -> Option<String> {
-    let out = session
-        .run_unchecked(&Remote::argv(&["cat", "/etc/os-release"]))
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().find_map(|l| {
+/// The remote command whose output [`state_version`] reads.
+pub fn os_release() -> Remote {
+    Remote::argv(&["cat", "/etc/os-release"])
+}
+
+/// The NixOS version (`major.minor`) in the text of `/etc/os-release`.
+pub fn state_version(os_release: &str) -> Option<String> {
+    os_release.lines().find_map(|l| {
         let v = l.strip_prefix("VERSION_ID=\"")?;
         let mut parts = v.split(|c: char| !c.is_ascii_digit());
         let major = parts.next().filter(|p| !p.is_empty())?;

@@ -698,9 +698,18 @@ impl Deployer<'_> {
                 .message("waiting for SSH..."),
         );
         let session = machine::session_for(r, &self.ssh, tmp).map_err(|e| e.to_string())?;
+        // The NixOS version is read by the command that opens the connection.
+        let os_release = if r.attr("stateVersion").is_none() {
+            let out = session
+                .connect_running(&machine::os_release())
+                .map_err(|e| e.to_string())?;
+            Some(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            None
+        };
         machine::connect(&session, r, self).map_err(|e| e.to_string())?;
-        if r.attr("stateVersion").is_none() {
-            match machine::state_version(&session) {
+        if let Some(os_release) = os_release {
+            match machine::state_version(&os_release) {
                 Some(v) => {
                     self.report(
                         Event::new(Some(&r.name), Phase::Connect, Status::Log)

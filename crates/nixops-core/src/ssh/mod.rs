@@ -445,8 +445,22 @@ impl SshSession {
     /// `ssh -M -N -f -S <sock> -o ControlPersist=… -o ServerAliveInterval=… [-C]
     /// <flags> -x <user@host>`: starts the master and returns once it is connected.
     pub fn master_cmd(&self) -> Cmd {
+        self.master_with(&["-N", "-f"])
+    }
+
+    /// `ssh -M -S <sock> … -x <user@host> -- <remote>`: starts the master by
+    /// running `remote` on it. When the command ends, ssh leaves the master in
+    /// the background (ControlPersist, its standard streams on /dev/null) and
+    /// exits with the command's status.
+    pub fn master_running_cmd(&self, remote: &Remote) -> Cmd {
+        self.master_with(&[]).arg("--").arg(remote.as_str())
+    }
+
+    fn master_with(&self, flags: &[&str]) -> Cmd {
         let mut cmd = Cmd::new("ssh")
-            .args(["-M", "-N", "-f", "-S"])
+            .arg("-M")
+            .args(flags)
+            .arg("-S")
             .arg(self.control_path())
             .arg("-o")
             .arg(format!(
@@ -522,6 +536,57 @@ impl SshSession {
                 Err(err) => return Err(err),
             }
         }
+    }
+
+    /// Run `remote` and have the master connection up afterwards. Without a
+    /// master yet, the master is started by running `remote` on it: on a fresh
+    /// connection that saves a round trip and the wait for the first session.
+    /// Connection failures are retried as [`SshSession::connect`] does.
+    pub fn connect_running(&self, remote: &Remote) -> Result<Output, SshError> {
+        {
+            let mut up = self
+                .master_up
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !*up && !self.control_path().exists() {
+                let tries = self.options.connection_tries.max(1);
+                let mut delay = self.options.first_retry_delay;
+                let mut attempt = 1;
+                loop {
+                    let cmd = self.master_running_cmd(remote);
+                    tracing::debug!(machine = %self.machine, cmd = %cmd, "starting SSH master");
+                    let out = cmd.output_unchecked().map_err(|source| SshError::Exec {
+                        machine: self.machine.clone(),
+                        source,
+                    })?;
+                    // 255 is ssh's own failure status (or the command's: stderr decides).
+                    let failure = (out.code() == 255)
+                        .then(|| self.classify(&out.stderr))
+                        .flatten();
+                    match failure {
+                        None => {
+                            *up = self.control_path().exists();
+                            return Ok(out);
+                        }
+                        Some(err @ SshError::Connect { .. })
+                            if attempt < tries && !err.is_permanent() =>
+                        {
+                            tracing::warn!(
+                                machine = %self.machine,
+                                "could not connect to ‘{}’, retrying in {} seconds...: {err}",
+                                self.target,
+                                delay.as_secs_f32()
+                            );
+                            thread::sleep(delay);
+                            delay *= 2;
+                            attempt += 1;
+                        }
+                        Some(err) => return Err(err),
+                    }
+                }
+            }
+        }
+        self.run_unchecked(remote)
     }
 
     /// One attempt at starting the master. Its stderr goes to a file: with `-f` the
