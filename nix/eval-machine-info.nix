@@ -49,7 +49,8 @@ let
 
   reserved = [ "network" "defaults" "resources" "require" "nixpkgs" "_file" ];
 
-  machineNames = lib.attrNames (removeAttrs network reserved);
+  # Without `lib`, so that asking only for the names loads no nixpkgs.
+  machineNames = builtins.attrNames (removeAttrs network reserved);
 
   # `defaults` of every file, each keeping the file it came from so that the
   # module system names it in error messages.
@@ -134,7 +135,7 @@ let
     (machineNames ++ lib.concatMap (lib.concatMap lib.attrNames) (lib.attrValues resourcesByType));
 
 in rec {
-  inherit networks nodes resources;
+  inherit networks nodes resources machineNames;
 
   info = if invalidNames != [ ] then { inherit invalidNames; } else {
     machines = lib.mapAttrs (machineName: node:

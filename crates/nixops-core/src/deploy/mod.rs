@@ -176,30 +176,58 @@ impl Deployer<'_> {
     /// the selected machines, with the physical expression guessed from the
     /// state as it is now; the planned build is returned for [`Deployer::build`]
     /// to use if the guess holds.
+    ///
+    /// On a first deploy, the key pairs that nixops provisions for `none`
+    /// machines go into their configurations, so they are generated before
+    /// evaluating (in `tmp`), for every machine name the network files define;
+    /// [`Deployer::deploy`] records those of the machines that need one.
     pub fn evaluate(
         &self,
         opts: &DeployOptions,
-    ) -> Result<(NetworkInfo, Option<PlannedBuild>), DeployError> {
+        tmp: &Path,
+    ) -> Result<(NetworkInfo, Option<PlannedBuild>, KeyPairs), DeployError> {
         self.report(Event::new(None, Phase::Evaluate, Status::Started));
         let depl = self.state.load()?;
-        // On a first deploy the guess cannot hold: nixops provisions key pairs
-        // for new machines after evaluating, and they go into the configurations.
         let first = !depl
             .resources
             .iter()
             .any(|r| backend::is_machine_type(&r.type_));
-        let plan = if opts.dry_run || first {
+        let mut pairs = KeyPairs::new();
+        let guess = if opts.dry_run {
             None
+        } else if first {
+            // A name that cannot be read here is reported by the evaluation below.
+            match self.evaluator.machine_names() {
+                Ok(names) => {
+                    pairs = generate_key_pairs(names, tmp)?;
+                    let machines: Vec<PhysicalMachine> = pairs
+                        .iter()
+                        .map(|(name, pair)| PhysicalMachine {
+                            name: name.clone(),
+                            authorized_key: Some(pair.public.clone()),
+                            ..PhysicalMachine::default()
+                        })
+                        .collect();
+                    Some(crate::eval::physical::render(&machines).map_err(EvalError::Physical)?)
+                }
+                Err(e) => {
+                    tracing::debug!("cannot read the machine names: {e}");
+                    None
+                }
+            }
         } else {
-            let guess = physical_nix_of(&depl, |_| true)?;
-            match self.evaluator.plan(&guess, &opts.include, &opts.exclude) {
+            Some(physical_nix_of(&depl, |_| true)?)
+        };
+        let plan = match guess {
+            None => None,
+            Some(guess) => match self.evaluator.plan(&guess, &opts.include, &opts.exclude) {
                 Ok(plan) => plan,
                 // Evaluate again without the guess: its errors are the ones to show.
                 Err(e) => {
                     tracing::debug!("evaluation with the guessed physical expression failed: {e}");
                     None
                 }
-            }
+            },
         };
         let (info, planned) = match plan {
             Some(plan) => (plan.info, plan.build),
@@ -307,7 +335,7 @@ impl Deployer<'_> {
         let names: Vec<String> = active.into_iter().map(|(_, n)| n).collect();
         self.reporter.machines(&names);
         self.report(Event::new(None, Phase::Evaluate, Status::Succeeded));
-        Ok((info, planned))
+        Ok((info, planned, pairs))
     }
 
     /// Record what each selected machine's definition says (NixOps'
@@ -316,6 +344,7 @@ impl Deployer<'_> {
     fn create(
         &self,
         selected: &[(ResourceRecord, MachineInfo)],
+        mut pregenerated: KeyPairs,
         tmp: &Path,
     ) -> Result<(), DeployError> {
         // Generate the provisioned key pairs of all new machines at once: one
@@ -331,6 +360,17 @@ impl Deployer<'_> {
             })
             .map(|(r, _)| r)
             .collect();
+        let mut pairs: BTreeMap<i64, none::KeyPair> = BTreeMap::new();
+        let need_key: Vec<&ResourceRecord> = need_key
+            .into_iter()
+            .filter(|r| match pregenerated.remove(&r.name) {
+                Some(pair) => {
+                    pairs.insert(r.id, pair);
+                    false
+                }
+                None => true,
+            })
+            .collect();
         let generated = parallel::for_each(need_key, |r| {
             let dir = tmp.join(format!("keygen-{}", r.id));
             let pair = std::fs::create_dir(&dir)
@@ -343,7 +383,6 @@ impl Deployer<'_> {
                 });
             (r.id, &r.name, pair)
         });
-        let mut pairs: BTreeMap<i64, none::KeyPair> = BTreeMap::new();
         for (id, name, pair) in generated {
             let pair = pair.map_err(|source| DeployError::KeyPair {
                 machine: name.clone(),
@@ -401,12 +440,12 @@ impl Deployer<'_> {
 
     /// Run the whole pipeline.
     pub fn deploy(&self, opts: &DeployOptions) -> Result<DeploySummary, DeployError> {
-        let (info, planned) = self.evaluate(opts)?;
-        let planned = planned.as_ref();
         let tmp = tempfile::Builder::new()
             .prefix("nixops-deploy-")
             .tempdir()
             .map_err(DeployError::TempDir)?;
+        let (info, planned, pairs) = self.evaluate(opts, tmp.path())?;
+        let planned = planned.as_ref();
         let depl = self.state.load()?;
         let mut selected: Vec<(ResourceRecord, MachineInfo)> = Vec::new();
         let mut summary = DeploySummary::default();
@@ -438,7 +477,7 @@ impl Deployer<'_> {
             .collect();
         if !opts.dry_run && !opts.build_only {
             self.report(Event::new(None, Phase::Create, Status::Started));
-            self.create(&selected, tmp.path())?;
+            self.create(&selected, pairs, tmp.path())?;
             if opts.create_only {
                 return Ok(summary);
             }
@@ -847,6 +886,34 @@ fn physical_nix_of(
     defined: impl Fn(&str) -> bool,
 ) -> Result<String, EvalError> {
     crate::eval::physical::render(&physical_machines_of(depl, defined)).map_err(EvalError::Physical)
+}
+
+/// Provisioned key pairs by machine name.
+pub type KeyPairs = BTreeMap<String, none::KeyPair>;
+
+/// A key pair for each of `names`, generated in parallel (one `ssh-keygen`
+/// each, in its own directory under `tmp`: the key file name is fixed).
+fn generate_key_pairs(names: Vec<String>, tmp: &Path) -> Result<KeyPairs, DeployError> {
+    let generated = parallel::for_each(names.into_iter().enumerate().collect(), |(i, name)| {
+        let dir = tmp.join(format!("keygen-new-{i}"));
+        let pair = std::fs::create_dir(&dir)
+            .map_err(|source| ExecError::Spawn {
+                cmd: format!("mkdir {}", dir.display()),
+                source,
+            })
+            .and_then(|()| none::generate_key_pair(&dir, &format!("NixOps client key for {name}")));
+        (name, pair)
+    });
+    generated
+        .into_iter()
+        .map(|(name, pair)| match pair {
+            Ok(pair) => Ok((name, pair)),
+            Err(source) => Err(DeployError::KeyPair {
+                machine: name,
+                source,
+            }),
+        })
+        .collect()
 }
 
 /// The result of the one build, awaited by every machine.

@@ -335,6 +335,22 @@ impl Evaluator {
         self.instantiate_cmd(None, true, &["--json", "-A", "info"])
     }
 
+    /// The command [`Evaluator::machine_names`] runs.
+    pub fn machine_names_cmd(&self) -> Cmd {
+        self.instantiate_cmd(None, false, &["--json", "-A", "machineNames"])
+    }
+
+    /// The names of the machines the network files define, read without
+    /// evaluating any machine (a few milliseconds). Not validated: a bad name is
+    /// reported by [`Evaluator::info`].
+    pub fn machine_names(&self) -> Result<Vec<String>, EvalError> {
+        let out = self.instantiate(self.machine_names_cmd())?;
+        serde_json::from_slice(&out).map_err(|source| EvalError::Json {
+            cmd: "nix-instantiate -A machineNames".to_owned(),
+            source,
+        })
+    }
+
     /// The command [`Evaluator::arguments`] runs.
     pub fn arguments_cmd(&self) -> Cmd {
         self.instantiate_cmd(None, false, &["--json", "-A", "nixopsArguments"])

@@ -1,8 +1,9 @@
-//! How many times a deploy evaluates the network. A redeploy evaluates once: the
+//! How many times a deploy evaluates the network. A deploy evaluates once: the
 //! evaluation that reads the deployment options also instantiates the machines,
-//! with the physical expression guessed from the state, and the build realises
-//! that derivation. When the guess turns out wrong, the deploy evaluates again
-//! and still deploys what the network says.
+//! with the physical expression guessed from the state (and, on a first deploy,
+//! from key pairs made for the machine names), and the build realises that
+//! derivation. When the guess turns out wrong, the deploy evaluates again and
+//! still deploys what the network says.
 //!
 //! The real Nix tools run behind a shim on `PATH` that only logs each call.
 
@@ -75,10 +76,13 @@ impl Calls {
     }
 }
 
-fn network(msg1: &str, msg2: &str, ip: &str) -> String {
+fn network(msg1: &str, msg2: &str, ip: Option<&str>) -> String {
+    let ip = ip.map_or(String::new(), |ip| {
+        format!("networking.publicIPv4 = \"{ip}\";")
+    });
     format!(
-        "{{ web1 = {{ services.toyweb = {{ enable = true; message = \"{msg1}\"; }}; \
-         networking.publicIPv4 = \"{ip}\"; }};\n  web2 = {};\n}}\n",
+        "{{ web1 = {{ services.toyweb = {{ enable = true; message = \"{msg1}\"; }}; {ip} }};\n  \
+         web2 = {};\n}}\n",
         crate::common::web(msg2)
     )
 }
@@ -88,18 +92,37 @@ fn a_redeploy_evaluates_the_network_once() {
     let Some(env) = NetEnv::new(NIXOPS, &["web1", "web2"]) else {
         return;
     };
-    env.create_network(&network("one", "two", "192.0.2.1"));
+    env.create_network(&network("one", "two", None));
 
-    // First deploy: the key pairs nixops provisions are not in the state yet,
-    // so the configurations are built again once they are.
+    // First deploy: the key pairs nixops provisions go into the configurations,
+    // so they are made for the machine names (read without evaluating any
+    // machine) before the one evaluation.
     let (run, _, calls) = deploy_counting(&env, 0);
     run.ok();
-    assert_eq!(calls.count("nix-instantiate", ""), 1, "{}", calls.0);
-    assert_eq!(calls.count("nix-build", ""), 1, "{}", calls.0);
+    assert_eq!(
+        calls.count("nix-instantiate", "machineNames"),
+        1,
+        "{}",
+        calls.0
+    );
+    assert_eq!(calls.count("nix-instantiate", "plan"), 1, "{}", calls.0);
+    assert_eq!(calls.count("nix-instantiate", ""), 2, "{}", calls.0);
+    assert_eq!(calls.count("nix-build", ""), 0, "{}", calls.0);
+    assert_eq!(calls.count("nix-store", "--realise"), 1, "{}", calls.0);
     assert_eq!(env.http_get("web2").as_deref(), Some("two"));
+    // The configuration authorises the key pair that the state recorded.
+    let export = env.export();
+    let recorded = export
+        .as_object()
+        .and_then(|d| d.values().next())
+        .map(|d| d["resources"]["web1"]["none.sshPublicKey"].clone())
+        .unwrap_or_default();
+    let recorded = recorded.as_str().unwrap_or_else(|| panic!("{export}"));
+    let authorized = env.on("web1", &["cat", "/etc/ssh/authorized_keys.d/root"]);
+    assert!(authorized.contains(recorded), "{authorized} vs {recorded}");
 
     // A change: one evaluation, and its derivation is built as it is.
-    env.write("network.nix", &network("one", "two, changed", "192.0.2.1"));
+    env.write("network.nix", &network("one", "two, changed", None));
     let (run, events, calls) = deploy_counting(&env, 1);
     run.ok();
     assert_eq!(calls.count("nix-instantiate", ""), 1, "{}", calls.0);
@@ -112,15 +135,24 @@ fn a_redeploy_evaluates_the_network_once() {
         ["web1", "web2"]
     );
 
-    // A new address contradicts the guess (the state still has the old one):
-    // that evaluation fails, the deploy evaluates without the guess, builds
-    // with what the network now says, and succeeds.
-    env.write("network.nix", &network("one v3", "two", "192.0.2.2"));
+    // An address is new: it goes into the physical expression once recorded, so
+    // the guess from the state no longer holds and the machines are built again.
+    env.write("network.nix", &network("one v3", "two", Some("192.0.2.1")));
     let (run, _, calls) = deploy_counting(&env, 2);
+    run.ok();
+    assert_eq!(calls.count("nix-instantiate", ""), 1, "{}", calls.0);
+    assert_eq!(calls.count("nix-build", ""), 1, "{}", calls.0);
+    assert_eq!(env.http_get("web1").as_deref(), Some("one v3"));
+
+    // A changed address contradicts the guess (the state still has the old
+    // one): that evaluation fails, the deploy evaluates without the guess,
+    // builds with what the network now says, and succeeds.
+    env.write("network.nix", &network("one v4", "two", Some("192.0.2.2")));
+    let (run, _, calls) = deploy_counting(&env, 3);
     run.ok();
     assert_eq!(calls.count("nix-instantiate", ""), 2, "{}", calls.0);
     assert_eq!(calls.count("nix-build", ""), 1, "{}", calls.0);
-    assert_eq!(env.http_get("web1").as_deref(), Some("one v3"));
+    assert_eq!(env.http_get("web1").as_deref(), Some("one v4"));
     let info = env.info_json();
     let web1 = info["machines"]
         .as_array()
