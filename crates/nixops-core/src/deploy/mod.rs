@@ -10,11 +10,12 @@ mod machine;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use crate::backend::{self, none};
 use crate::eval::{
-    EvalError, Evaluator, MachineInfo, MachineName, NetworkInfo, PhysicalMachine, PlannedBuild,
+    EvalError, Evaluator, MachineInfo, MachineName, NetworkInfo, PendingPlan, PhysicalMachine,
+    PlannedBuild,
 };
 use crate::events::{Event, Phase, Reporter, Status};
 use crate::exec::ExecError;
@@ -185,7 +186,7 @@ impl Deployer<'_> {
         &self,
         opts: &DeployOptions,
         tmp: &Path,
-    ) -> Result<(NetworkInfo, Option<PlannedBuild>, KeyPairs), DeployError> {
+    ) -> Result<(NetworkInfo, PlanSlot, KeyPairs), DeployError> {
         self.report(Event::new(None, Phase::Evaluate, Status::Started));
         let depl = self.state.load()?;
         let first = !depl
@@ -193,45 +194,32 @@ impl Deployer<'_> {
             .iter()
             .any(|r| backend::is_machine_type(&r.type_));
         let mut pairs = KeyPairs::new();
-        let guess = if opts.dry_run {
-            None
+        let (info, slot) = if opts.dry_run {
+            (self.evaluator.info()?, PlanSlot::default())
         } else if first {
-            // A name that cannot be read here is reported by the evaluation below.
-            match self.evaluator.machine_names() {
-                Ok(names) => {
-                    pairs = generate_key_pairs(names, tmp)?;
-                    let machines: Vec<PhysicalMachine> = pairs
-                        .iter()
-                        .map(|(name, pair)| PhysicalMachine {
-                            name: name.clone(),
-                            authorized_key: Some(pair.public.clone()),
-                            ..PhysicalMachine::default()
-                        })
-                        .collect();
-                    Some(crate::eval::physical::render(&machines).map_err(EvalError::Physical)?)
-                }
-                Err(e) => {
-                    tracing::debug!("cannot read the machine names: {e}");
-                    None
-                }
-            }
+            // `info` (quick: no machine is instantiated) runs beside the plan, so
+            // that the first contacts can start before the plan is done.
+            let (info, pending) = std::thread::scope(|scope| {
+                let info = scope.spawn(|| self.evaluator.info());
+                let pending = self.spawn_first_plan(opts, tmp, &mut pairs);
+                let info = match info.join() {
+                    Ok(info) => info,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                };
+                (info, pending)
+            });
+            (info?, PlanSlot::pending(pending?))
         } else {
-            Some(physical_nix_of(&depl, |_| true)?)
-        };
-        let plan = match guess {
-            None => None,
-            Some(guess) => match self.evaluator.plan(&guess, &opts.include, &opts.exclude) {
-                Ok(plan) => plan,
+            let guess = physical_nix_of(&depl, |_| true)?;
+            match self.evaluator.plan(&guess, &opts.include, &opts.exclude) {
+                Ok(Some(plan)) => (plan.info, PlanSlot::ready(plan.build)),
+                Ok(None) => (self.evaluator.info()?, PlanSlot::default()),
                 // Evaluate again without the guess: its errors are the ones to show.
                 Err(e) => {
                     tracing::debug!("evaluation with the guessed physical expression failed: {e}");
-                    None
+                    (self.evaluator.info()?, PlanSlot::default())
                 }
-            },
-        };
-        let (info, planned) = match plan {
-            Some(plan) => (plan.info, plan.build),
-            None => (self.evaluator.info()?, None),
+            }
         };
         let uuid = &self.state.uuid;
         // NixOps ignores names that match nothing (issue #459); a typo there would
@@ -335,7 +323,43 @@ impl Deployer<'_> {
         let names: Vec<String> = active.into_iter().map(|(_, n)| n).collect();
         self.reporter.machines(&names);
         self.report(Event::new(None, Phase::Evaluate, Status::Succeeded));
-        Ok((info, planned, pairs))
+        Ok((info, slot, pairs))
+    }
+
+    /// The plan of a first deploy: key pairs for every machine name the
+    /// network files define (into `pairs`), and the evaluation with them in the
+    /// physical expression, started in the background. `None` if the names
+    /// cannot be read (the evaluation of `info` reports why).
+    fn spawn_first_plan(
+        &self,
+        opts: &DeployOptions,
+        tmp: &Path,
+        pairs: &mut KeyPairs,
+    ) -> Result<Option<PendingPlan>, DeployError> {
+        let names = match self.evaluator.machine_names() {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::debug!("cannot read the machine names: {e}");
+                return Ok(None);
+            }
+        };
+        *pairs = generate_key_pairs(names, tmp)?;
+        let machines: Vec<PhysicalMachine> = pairs
+            .iter()
+            .map(|(name, pair)| PhysicalMachine {
+                name: name.clone(),
+                authorized_key: Some(pair.public.clone()),
+                ..PhysicalMachine::default()
+            })
+            .collect();
+        let guess = crate::eval::physical::render(&machines).map_err(EvalError::Physical)?;
+        Ok(self
+            .evaluator
+            .spawn_plan(&guess, &opts.include, &opts.exclude)
+            .unwrap_or_else(|e| {
+                tracing::debug!("cannot start the evaluation of the plan: {e}");
+                None
+            }))
     }
 
     /// Record what each selected machine's definition says (NixOps'
@@ -445,7 +469,7 @@ impl Deployer<'_> {
             .tempdir()
             .map_err(DeployError::TempDir)?;
         let (info, planned, pairs) = self.evaluate(opts, tmp.path())?;
-        let planned = planned.as_ref();
+        let planned = &planned;
         let depl = self.state.load()?;
         let mut selected: Vec<(ResourceRecord, MachineInfo)> = Vec::new();
         let mut summary = DeploySummary::default();
@@ -777,7 +801,7 @@ impl Deployer<'_> {
         &self,
         names: &[MachineName],
         physical: &str,
-        planned: Option<&PlannedBuild>,
+        planned: &PlanSlot,
         opts: &DeployOptions,
     ) -> Result<Option<PathBuf>, DeployError> {
         let configs = self.nix_build(names, physical, planned, opts)?;
@@ -793,7 +817,7 @@ impl Deployer<'_> {
         &self,
         names: &[MachineName],
         physical: &str,
-        planned: Option<&PlannedBuild>,
+        planned: &PlanSlot,
         opts: &DeployOptions,
     ) -> Result<Option<PathBuf>, DeployError> {
         self.report(
@@ -806,7 +830,7 @@ impl Deployer<'_> {
         };
         let mut wanted: Vec<&str> = names.iter().map(MachineName::as_str).collect();
         wanted.sort_unstable();
-        match planned {
+        match planned.get() {
             Some(p) if !opts.dry_run && p.physical == physical && p.names == wanted => Ok(Some(
                 self.evaluator.realise(p, opts.repair, &mut on_line)?,
             )),
@@ -886,6 +910,51 @@ fn physical_nix_of(
     defined: impl Fn(&str) -> bool,
 ) -> Result<String, EvalError> {
     crate::eval::physical::render(&physical_machines_of(depl, defined)).map_err(EvalError::Physical)
+}
+
+/// The build that the evaluation planned, once known: ready, still being
+/// evaluated in the background, or none.
+#[derive(Default)]
+pub struct PlanSlot {
+    pending: Mutex<Option<PendingPlan>>,
+    done: OnceLock<Option<PlannedBuild>>,
+}
+
+impl PlanSlot {
+    fn ready(build: Option<PlannedBuild>) -> Self {
+        PlanSlot {
+            pending: Mutex::new(None),
+            done: OnceLock::from(build),
+        }
+    }
+
+    fn pending(pending: Option<PendingPlan>) -> Self {
+        PlanSlot {
+            pending: Mutex::new(pending),
+            done: OnceLock::new(),
+        }
+    }
+
+    /// The planned build, waiting for its evaluation if it still runs. A plan
+    /// that failed is no plan: the deploy builds with `nix-build`.
+    fn get(&self) -> Option<&PlannedBuild> {
+        self.done
+            .get_or_init(|| {
+                let pending = self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()?;
+                match pending.wait() {
+                    Ok(plan) => plan.build,
+                    Err(e) => {
+                        tracing::debug!("the planned evaluation failed: {e}");
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
 }
 
 /// Provisioned key pairs by machine name.

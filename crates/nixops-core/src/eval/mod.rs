@@ -187,6 +187,75 @@ pub struct PlannedBuild {
     pub physical: String,
 }
 
+/// A plan evaluation running in the background. Dropping it stops it.
+#[derive(Debug)]
+pub struct PendingPlan {
+    child: Option<std::process::Child>,
+    cmd: String,
+    out: PathBuf,
+    err: PathBuf,
+    physical: String,
+}
+
+impl PendingPlan {
+    /// Wait for the evaluation and read its result.
+    pub fn wait(mut self) -> Result<Plan, EvalError> {
+        let Some(mut child) = self.child.take() else {
+            return Err(EvalError::Exec(ExecError::Spawn {
+                cmd: self.cmd.clone(),
+                source: std::io::Error::other("already waited for"),
+            }));
+        };
+        let status = child.wait().map_err(|source| {
+            EvalError::Exec(ExecError::Spawn {
+                cmd: self.cmd.clone(),
+                source,
+            })
+        })?;
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| EvalError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        if !status.success() {
+            return Err(EvalError::Nix {
+                cmd: self.cmd.clone(),
+                stderr: String::from_utf8_lossy(&read(&self.err)?).into_owned(),
+            });
+        }
+        let cmd = "nix-instantiate -A plan";
+        let raw: RawPlan =
+            serde_json::from_slice(&read(&self.out)?).map_err(|source| EvalError::Json {
+                cmd: cmd.to_owned(),
+                source,
+            })?;
+        let info = serde_json::to_vec(&raw.info).map_err(|source| EvalError::Json {
+            cmd: cmd.to_owned(),
+            source,
+        })?;
+        Ok(Plan {
+            info: NetworkInfo::parse(&info, cmd)?,
+            build: raw.build.map(|b| PlannedBuild {
+                names: b.names,
+                drv_path: b.drv_path,
+                out_path: b.output,
+                physical: std::mem::take(&mut self.physical),
+            }),
+        })
+    }
+}
+
+impl Drop for PendingPlan {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Not wanted any more (the deploy stopped): stop it, reap it.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct RawPlan {
     info: serde_json::Value,
@@ -450,28 +519,57 @@ impl Evaluator {
         include: &[String],
         exclude: &[String],
     ) -> Result<Option<Plan>, EvalError> {
+        match self.spawn_plan(physical_nix, include, exclude)? {
+            Some(pending) => pending.wait().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Evaluator::plan`], started in the background: the evaluation runs
+    /// while the caller does other work, and [`PendingPlan::wait`] collects it.
+    pub fn spawn_plan(
+        &self,
+        physical_nix: &str,
+        include: &[String],
+        exclude: &[String],
+    ) -> Result<Option<PendingPlan>, EvalError> {
         if self.settings.read_only {
             return Ok(None);
         }
-        let physical = self.write_physical(physical_nix)?;
-        let out = self.instantiate(self.plan_cmd(&physical, include, exclude))?;
-        let cmd = "nix-instantiate -A plan";
-        let raw: RawPlan = serde_json::from_slice(&out).map_err(|source| EvalError::Json {
-            cmd: cmd.to_owned(),
+        self.check_files()?;
+        let physical = self.dir.path().join("physical-plan.nix");
+        std::fs::write(&physical, physical_nix).map_err(|source| EvalError::Io {
+            path: physical.clone(),
             source,
         })?;
-        let info = serde_json::to_vec(&raw.info).map_err(|source| EvalError::Json {
-            cmd: cmd.to_owned(),
-            source,
-        })?;
-        Ok(Some(Plan {
-            info: NetworkInfo::parse(&info, cmd)?,
-            build: raw.build.map(|b| PlannedBuild {
-                names: b.names,
-                drv_path: b.drv_path,
-                out_path: b.output,
-                physical: physical_nix.to_owned(),
-            }),
+        let cmd = self.plan_cmd(&physical, include, exclude);
+        // Files, not pipes: nothing reads them until the evaluation is done.
+        let out = self.dir.path().join("plan.json");
+        let err = self.dir.path().join("plan.log");
+        let open = |path: &Path| {
+            std::fs::File::create(path).map_err(|source| EvalError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let child = cmd
+            .to_command()
+            .stdin(std::process::Stdio::null())
+            .stdout(open(&out)?)
+            .stderr(open(&err)?)
+            .spawn()
+            .map_err(|source| {
+                EvalError::Exec(ExecError::Spawn {
+                    cmd: cmd.to_string(),
+                    source,
+                })
+            })?;
+        Ok(Some(PendingPlan {
+            child: Some(child),
+            cmd: cmd.to_string(),
+            out,
+            err,
+            physical: physical_nix.to_owned(),
         }))
     }
 
