@@ -215,6 +215,48 @@ pub(super) struct MachineTask<'a, 'd> {
     pub activate_limit: &'a Limit,
     /// A session opened earlier (first contact), if any.
     pub session: Option<SshSession>,
+    /// A session being opened while the network was evaluated, if any.
+    pub early: Option<EarlySession>,
+}
+
+/// An SSH connection opened in the background, before the deploy knows whether
+/// it needs it: while the network is evaluated.
+pub struct EarlySession {
+    target: SshTarget,
+    host_keys: HostKeys,
+    handle: std::thread::JoinHandle<Option<SshSession>>,
+}
+
+impl EarlySession {
+    /// Connect `session` on a thread of its own; one try only (the deploy
+    /// connects again, with its retries, if this one fails).
+    pub fn start(session: SshSession) -> Self {
+        EarlySession {
+            target: session.target().clone(),
+            host_keys: session.host_keys().clone(),
+            handle: std::thread::spawn(move || session.connect_once().is_ok().then_some(session)),
+        }
+    }
+
+    /// Whether this connection goes where `session` would.
+    pub fn matches(&self, session: &SshSession) -> bool {
+        self.target == *session.target() && self.host_keys == *session.host_keys()
+    }
+
+    /// The connected session, once the attempt is over; `None` if it failed.
+    pub fn join(self) -> Option<SshSession> {
+        self.handle.join().ok().flatten()
+    }
+}
+
+impl Drop for MachineTask<'_, '_> {
+    fn drop(&mut self) {
+        // An early connection the task did not use: wait for it and close it, so
+        // that no master outlives the deploy.
+        if let Some(early) = self.early.take() {
+            drop(early.join());
+        }
+    }
 }
 
 impl MachineTask<'_, '_> {
@@ -247,6 +289,9 @@ impl MachineTask<'_, '_> {
         let may_skip = !self.opts.check && !always && self.record.toplevel().is_some();
         let mut session = self.session.take();
         if session.is_none() && !may_skip {
+            session = self.early.take().and_then(EarlySession::join);
+        }
+        if session.is_none() && !may_skip {
             match self.open() {
                 Ok(s) => session = Some(s),
                 Err(reason) => return self.fail(Phase::Connect, reason),
@@ -277,7 +322,7 @@ impl MachineTask<'_, '_> {
             self.record_success(&configs, &toplevel_str, false);
             return MachineOutcome::UpToDate;
         }
-        let session = match session {
+        let session = match session.or_else(|| self.early.take().and_then(EarlySession::join)) {
             Some(s) => s,
             None => match self.open() {
                 Ok(s) => s,

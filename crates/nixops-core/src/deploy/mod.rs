@@ -24,7 +24,9 @@ use crate::parallel::{self, Limit};
 use crate::ssh::SshSession;
 use crate::state::{depl_attr, AttrValue, DeploymentRecord, ResourceRecord, StateError, StateFile};
 
-pub use machine::{connect, session_for, MachineOutcome, MachineSpec, SshSettings, HOST_KEY_ATTR};
+pub use machine::{
+    connect, session_for, EarlySession, MachineOutcome, MachineSpec, SshSettings, HOST_KEY_ATTR,
+};
 
 /// The options of `nixops deploy` (and of `rollback`, which shares the second half).
 #[derive(Clone, Debug, Default)]
@@ -91,6 +93,21 @@ pub enum DeployError {
 
 /// Each machine's name and how it ended.
 type Outcomes = Vec<(String, MachineOutcome)>;
+
+/// A machine to deploy: its record, what to do, and a session opened before
+/// (at first contact, or while the network was evaluated), if any.
+type Task = (
+    ResourceRecord,
+    MachineSpec,
+    Option<SshSession>,
+    Option<EarlySession>,
+);
+
+/// The state attribute recording that a machine was last deployed with
+/// `deployment.alwaysActivate` (our own; NixOps ignores it). It predicts that
+/// the next deploy activates the machine, and so connects to it, whatever the
+/// evaluation says: the connection can be opened while evaluating.
+pub const ALWAYS_ACTIVATE_ATTR: &str = "alwaysActivate";
 
 /// How a deploy ended for each machine it touched.
 #[derive(Debug, Default)]
@@ -326,6 +343,40 @@ impl Deployer<'_> {
         Ok((info, slot, pairs))
     }
 
+    /// Start connecting, while the network is evaluated, to the machines this
+    /// deploy will most likely activate: selected, reached before (host key
+    /// pinned, a configuration recorded), and last deployed with
+    /// `alwaysActivate` (or `--always-activate`/`--check` now). Only the
+    /// connection is made; nothing runs on the machine and nothing is recorded.
+    fn connect_early(
+        &self,
+        opts: &DeployOptions,
+        depl: &DeploymentRecord,
+        tmp: &Path,
+    ) -> EarlyConnects {
+        if opts.dry_run || opts.build_only || opts.create_only {
+            return EarlyConnects(BTreeMap::new());
+        }
+        let sessions = depl
+            .resources
+            .iter()
+            .filter(|r| {
+                r.type_ == "none"
+                    && !r.obsolete()
+                    && opts.selects(&r.name)
+                    && r.ssh_pinged()
+                    && r.attr(HOST_KEY_ATTR).is_some()
+                    && r.toplevel().is_some()
+                    && (opts.always_activate || opts.check || r.bool_attr(ALWAYS_ACTIVATE_ATTR))
+            })
+            .filter_map(|r| {
+                let session = machine::session_for(r, &self.ssh, tmp).ok()?;
+                Some((r.name.clone(), EarlySession::start(session)))
+            })
+            .collect();
+        EarlyConnects(sessions)
+    }
+
     /// The plan of a first deploy: key pairs for every machine name the
     /// network files define (into `pairs`), and the evaluation with them in the
     /// physical expression, started in the background. `None` if the names
@@ -438,6 +489,10 @@ impl Deployer<'_> {
                 ),
                 ("publicIpv4", def.public_ipv4.clone()),
                 (
+                    ALWAYS_ACTIVATE_ATTR,
+                    def.always_activate.then(|| "1".to_owned()),
+                ),
+                (
                     "keys",
                     (!def.keys.is_empty())
                         .then(|| AttrValue::Json(keys.clone()).encode())
@@ -468,6 +523,7 @@ impl Deployer<'_> {
             .prefix("nixops-deploy-")
             .tempdir()
             .map_err(DeployError::TempDir)?;
+        let mut early = self.connect_early(opts, &self.state.load()?, tmp.path());
         let (info, planned, pairs) = self.evaluate(opts, tmp.path())?;
         let planned = &planned;
         let depl = self.state.load()?;
@@ -590,7 +646,13 @@ impl Deployer<'_> {
                 // The record as first contact left it (pinned host key).
                 let spec = MachineSpec::from_def(&def, before.get(&r.name).unwrap_or(&r));
                 let r = depl.resource(&r.name).cloned().unwrap_or(r);
-                (r, spec, session)
+                // An early connection counts only if it went where the record,
+                // as this deploy left it, says to go.
+                let early = early.0.remove(&r.name).filter(|e| {
+                    machine::session_for(&r, &self.ssh, tmp.path())
+                        .is_ok_and(|fresh| e.matches(&fresh))
+                });
+                (r, spec, session, early)
             })
             .collect();
         let (outcomes, built) = self.run_machines(opts, tasks, tmp.path(), || match speculative {
@@ -620,7 +682,7 @@ impl Deployer<'_> {
     fn run_machines<B>(
         &self,
         opts: &DeployOptions,
-        tasks: Vec<(ResourceRecord, MachineSpec, Option<SshSession>)>,
+        tasks: Vec<Task>,
         tmp: &Path,
         produce: B,
     ) -> (Outcomes, Result<Option<PathBuf>, DeployError>)
@@ -632,9 +694,10 @@ impl Deployer<'_> {
         let activate_limit = Limit::from_nixops(opts.max_concurrent_activate);
         std::thread::scope(|scope| {
             let machines = scope.spawn(|| {
-                parallel::for_each(tasks, |(record, def, session)| {
+                parallel::for_each(tasks, |(record, def, session, early)| {
                     let task = machine::MachineTask {
                         session,
+                        early,
                         deployer: self,
                         opts,
                         record,
@@ -720,7 +783,7 @@ impl Deployer<'_> {
         let tasks = selected
             .iter()
             .filter_map(|n| depl.resource(n))
-            .map(|r| (r.clone(), MachineSpec::from_record(r), None))
+            .map(|r| (r.clone(), MachineSpec::from_record(r), None, None))
             .collect();
         let tmp = tempfile::Builder::new()
             .prefix("nixops-rollback-")
@@ -910,6 +973,19 @@ fn physical_nix_of(
     defined: impl Fn(&str) -> bool,
 ) -> Result<String, EvalError> {
     crate::eval::physical::render(&physical_machines_of(depl, defined)).map_err(EvalError::Physical)
+}
+
+/// The connections [`Deployer::connect_early`] started, by machine name.
+/// Those no machine took are waited for and closed when it is dropped, so that
+/// no master outlives the deploy.
+pub struct EarlyConnects(BTreeMap<String, EarlySession>);
+
+impl Drop for EarlyConnects {
+    fn drop(&mut self) {
+        for (_, early) in std::mem::take(&mut self.0) {
+            drop(early.join());
+        }
+    }
 }
 
 /// The build that the evaluation planned, once known: ready, still being

@@ -493,6 +493,15 @@ impl SshSession {
     /// Make sure the master connection is up: reuse it while its socket answers,
     /// else start it, retrying connection failures with exponential backoff.
     pub fn connect(&self) -> Result<(), SshError> {
+        self.connect_tries(self.options.connection_tries)
+    }
+
+    /// [`SshSession::connect`] with one try, whatever the session's options say.
+    pub fn connect_once(&self) -> Result<(), SshError> {
+        self.connect_tries(1)
+    }
+
+    fn connect_tries(&self, tries: u32) -> Result<(), SshError> {
         let mut up = self
             .master_up
             .lock()
@@ -513,7 +522,7 @@ impl SshSession {
             }
             let _ = fs::remove_file(self.control_path());
         }
-        let tries = self.options.connection_tries.max(1);
+        let tries = tries.max(1);
         let mut delay = self.options.first_retry_delay;
         let mut attempt = 1;
         loop {

@@ -14,9 +14,10 @@ use nixops_testkit::env::{Events, NetEnv, Run, DEPLOYMENT};
 
 use crate::NIXOPS;
 
-const TOOLS: [&str; 3] = ["nix-instantiate", "nix-build", "nix-store"];
+const TOOLS: [&str; 4] = ["nix-instantiate", "nix-build", "nix-store", "ssh"];
 
-/// A directory of scripts that log `name args...` to `log` and run the real tool.
+/// A directory of scripts that log `name args...` to `log` and run the real
+/// tool; and, to `log.times`, `start|end <ns since the epoch> name args...`.
 fn shim(env: &NetEnv, log: &Path) -> PathBuf {
     let dir = env.path("shim");
     std::fs::create_dir_all(&dir).expect("the shim directory can be created");
@@ -24,15 +25,18 @@ fn shim(env: &NetEnv, log: &Path) -> PathBuf {
     for tool in TOOLS {
         let real = std::env::split_paths(&path)
             .map(|d| d.join(tool))
-            .find(|p| p.is_file())
+            .find(|p| p.is_file() && !p.starts_with(&dir))
             .unwrap_or_else(|| panic!("{tool} is not on PATH"));
         let script = dir.join(tool);
         std::fs::write(
             &script,
             format!(
-                "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexec '{}' \"$@\"\n",
-                log.display(),
-                real.display()
+                "#!/bin/sh\nlog='{log}'\necho \"{tool} $*\" >> \"$log\"\n\
+                 echo \"start $(date +%s%N) {tool} $*\" >> \"$log.times\"\n\
+                 '{real}' \"$@\"\nstatus=$?\n\
+                 echo \"end $(date +%s%N) {tool} $*\" >> \"$log.times\"\nexit $status\n",
+                log = log.display(),
+                real = real.display()
             ),
         )
         .expect("the shim can be written");
@@ -57,11 +61,15 @@ fn deploy_counting(env: &NetEnv, n: usize) -> (Run, Events, Calls) {
         std::env::join_paths(dirs).expect("PATH entries join"),
     );
     let run = env.run_cmd(cmd);
-    let calls = Calls(std::fs::read_to_string(&log).unwrap_or_default());
+    let calls = Calls(
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        std::fs::read_to_string(log.with_extension("log.times")).unwrap_or_default(),
+    );
     (run, Events::read(&events), calls)
 }
 
-struct Calls(String);
+/// The logged calls, and their start and end times.
+struct Calls(String, String);
 
 impl Calls {
     /// How many calls of `tool` had an argument equal to `arg` (any, if empty).
@@ -73,6 +81,18 @@ impl Calls {
                 words.next() == Some(tool) && (arg.is_empty() || words.any(|w| w == arg))
             })
             .count()
+    }
+
+    /// When (ns) the first call of `tool` with the argument `arg` started or
+    /// ended (`what`).
+    fn time(&self, what: &str, tool: &str, arg: &str) -> Option<u128> {
+        self.1.lines().find_map(|l| {
+            let mut words = l.split(' ');
+            let (w, t, name) = (words.next()?, words.next()?, words.next()?);
+            (w == what && name == tool && words.any(|x| x == arg))
+                .then(|| t.parse().ok())
+                .flatten()
+        })
     }
 }
 
@@ -165,4 +185,40 @@ fn a_redeploy_evaluates_the_network_once() {
     for (h, status) in env.statuses() {
         assert_eq!(status, "Up / Up-to-date", "{h}");
     }
+}
+
+/// The machines a redeploy will activate anyway (`alwaysActivate`, NixOps'
+/// default) are connected to while the network is evaluated; a machine that
+/// only activates a changed configuration is not contacted when nothing changed.
+#[test]
+fn connections_open_while_the_network_is_evaluated() {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1", "web2"]) else {
+        return;
+    };
+    env.create_network(&format!(
+        "{{ web1 = {};\n  web2 = {{ imports = [ {} ]; deployment.alwaysActivate = false; }};\n}}\n",
+        crate::common::web("one"),
+        crate::common::web("two")
+    ));
+    env.deploy(&[]).0.ok();
+
+    let (run, events, calls) = deploy_counting(&env, 0);
+    run.ok();
+    assert_eq!(events.machines_with("activate", "succeeded"), ["web1"]);
+    assert!(events.has("web2", "activate", "skipped"), "{:?}", events.0);
+    let web1 = format!("root@{}", env.host("web1").ip());
+    let web2 = format!("root@{}", env.host("web2").ip());
+    let master = calls
+        .time("start", "ssh", &web1)
+        .unwrap_or_else(|| panic!("no ssh to web1:\n{}", calls.1));
+    let evaluated = calls
+        .time("end", "nix-instantiate", "plan")
+        .unwrap_or_else(|| panic!("no evaluation:\n{}", calls.1));
+    assert!(
+        master < evaluated,
+        "the connection to web1 started after the evaluation:\n{}",
+        calls.1
+    );
+    assert_eq!(calls.count("ssh", &web2), 0, "{}", calls.0);
+    assert_eq!(env.http_get("web1").as_deref(), Some("one"));
 }
