@@ -329,6 +329,37 @@ fn a_command_can_open_the_master() {
     assert!(!session.learned_host_keys().expect("read").is_empty());
 }
 
+/// A master started in the background is used once finished, and leaves
+/// nothing behind when given up, whether it was still connecting or up.
+#[test]
+fn a_master_started_in_the_background_is_used_or_given_up() {
+    let sshd = Sshd::start();
+    let used = sshd.session("web1", HostKeys::Learn);
+    let starting = used.spawn_master().expect("ssh starts");
+    used.finish_master(starting).expect("connects");
+    let out = used.run(&Remote::argv(&["echo", "up"])).expect("runs");
+    assert_eq!(out.stdout_text(), "up");
+    assert_eq!(sshd.accepted_logins(), 1, "{}", sshd.log());
+
+    // Given up at once: still connecting.
+    let dropped = sshd.session("web2", HostKeys::Learn);
+    let starting = dropped.spawn_master().expect("ssh starts");
+    dropped.abort_master(starting);
+    assert!(!dropped.control_path().exists());
+
+    // Given up once up: the master is closed.
+    let closed = sshd.session("web3", HostKeys::Learn);
+    let starting = closed.spawn_master().expect("ssh starts");
+    std::thread::sleep(Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !closed.control_path().exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(closed.control_path().exists(), "the master never came up");
+    closed.abort_master(starting);
+    assert!(!closed.control_path().exists(), "the master is still up");
+}
+
 /// Opening the master with a command retries an unreachable host as
 /// `connect` does, and names the machine when it gives up.
 #[test]

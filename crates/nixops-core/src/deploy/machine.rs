@@ -14,7 +14,9 @@ use crate::exec::{shell_quote, Stream};
 use crate::keys::{self, MissingOwner};
 use crate::parallel::Limit;
 use crate::reboot::{self, Expected, Rebooter};
-use crate::ssh::{HostKeys, Remote, SessionOptions, SshError, SshSession, SshTarget};
+use crate::ssh::{
+    HostKeys, Remote, SessionOptions, SshError, SshSession, SshTarget, StartingMaster,
+};
 use crate::state::ResourceRecord;
 
 /// The state attribute in which a machine's SSH host key is pinned.
@@ -220,41 +222,44 @@ pub(super) struct MachineTask<'a, 'd> {
 }
 
 /// An SSH connection opened in the background, before the deploy knows whether
-/// it needs it: while the network is evaluated.
+/// it needs it: while the network is evaluated. One try only: if it fails, the
+/// machine connects again, with its retries, when it needs to.
 pub struct EarlySession {
-    target: SshTarget,
-    host_keys: HostKeys,
-    handle: std::thread::JoinHandle<Option<SshSession>>,
+    session: Option<SshSession>,
+    starting: Option<StartingMaster>,
 }
 
 impl EarlySession {
-    /// Connect `session` on a thread of its own; one try only (the deploy
-    /// connects again, with its retries, if this one fails).
-    pub fn start(session: SshSession) -> Self {
-        EarlySession {
-            target: session.target().clone(),
-            host_keys: session.host_keys().clone(),
-            handle: std::thread::spawn(move || session.connect_once().is_ok().then_some(session)),
-        }
+    /// Start connecting `session`.
+    pub fn start(session: SshSession) -> Option<Self> {
+        let starting = session.spawn_master().ok()?;
+        Some(EarlySession {
+            session: Some(session),
+            starting: Some(starting),
+        })
     }
 
     /// Whether this connection goes where `session` would.
     pub fn matches(&self, session: &SshSession) -> bool {
-        self.target == *session.target() && self.host_keys == *session.host_keys()
+        self.session
+            .as_ref()
+            .is_some_and(|s| s.target() == session.target() && s.host_keys() == session.host_keys())
     }
 
     /// The connected session, once the attempt is over; `None` if it failed.
-    pub fn join(self) -> Option<SshSession> {
-        self.handle.join().ok().flatten()
+    pub fn join(mut self) -> Option<SshSession> {
+        let session = self.session.take()?;
+        let starting = self.starting.take()?;
+        session.finish_master(starting).ok()?;
+        Some(session)
     }
 }
 
-impl Drop for MachineTask<'_, '_> {
+impl Drop for EarlySession {
+    /// Not wanted: stop it connecting, or close it.
     fn drop(&mut self) {
-        // An early connection the task did not use: wait for it and close it, so
-        // that no master outlives the deploy.
-        if let Some(early) = self.early.take() {
-            drop(early.join());
+        if let (Some(session), Some(starting)) = (self.session.take(), self.starting.take()) {
+            session.abort_master(starting);
         }
     }
 }

@@ -371,7 +371,7 @@ impl Deployer<'_> {
             })
             .filter_map(|r| {
                 let session = machine::session_for(r, &self.ssh, tmp).ok()?;
-                Some((r.name.clone(), EarlySession::start(session)))
+                Some((r.name.clone(), EarlySession::start(session)?))
             })
             .collect();
         EarlyConnects(sessions)
@@ -976,17 +976,9 @@ fn physical_nix_of(
 }
 
 /// The connections [`Deployer::connect_early`] started, by machine name.
-/// Those no machine took are waited for and closed when it is dropped, so that
-/// no master outlives the deploy.
+/// Those no machine took are stopped or closed when dropped, so that no master
+/// outlives the deploy.
 pub struct EarlyConnects(BTreeMap<String, EarlySession>);
-
-impl Drop for EarlyConnects {
-    fn drop(&mut self) {
-        for (_, early) in std::mem::take(&mut self.0) {
-            drop(early.join());
-        }
-    }
-}
 
 /// The build that the evaluation planned, once known: ready, still being
 /// evaluated in the background, or none.

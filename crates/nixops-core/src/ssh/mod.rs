@@ -261,6 +261,14 @@ pub enum ScpDirection {
     To,
 }
 
+/// A master connection being started ([`SshSession::spawn_master`]).
+#[derive(Debug)]
+pub struct StartingMaster {
+    child: std::process::Child,
+    /// Where this attempt's messages start in the master's log.
+    log_start: u64,
+}
+
 /// The SSH connection to one machine: options, host key file and ControlMaster.
 ///
 /// Dropping it closes the master (`ssh -O exit`) and removes its directory.
@@ -496,11 +504,6 @@ impl SshSession {
         self.connect_tries(self.options.connection_tries)
     }
 
-    /// [`SshSession::connect`] with one try, whatever the session's options say.
-    pub fn connect_once(&self) -> Result<(), SshError> {
-        self.connect_tries(1)
-    }
-
     fn connect_tries(&self, tries: u32) -> Result<(), SshError> {
         let mut up = self
             .master_up
@@ -602,6 +605,13 @@ impl SshSession {
     /// master keeps it open after the starting command returned, and a pipe would
     /// have nobody reading it.
     fn start_master(&self) -> Result<(), SshError> {
+        let starting = self.spawn_master()?;
+        self.wait_master(starting)
+    }
+
+    /// Start the master without waiting for it to connect; then either
+    /// [`SshSession::finish_master`] or [`SshSession::abort_master`].
+    pub fn spawn_master(&self) -> Result<StartingMaster, SshError> {
         let cmd = self.master_cmd();
         tracing::debug!(machine = %self.machine, cmd = %cmd, "starting SSH master");
         let io_err = |source| SshError::Io {
@@ -614,12 +624,13 @@ impl SshSession {
             .append(true)
             .open(&log_path)
             .map_err(io_err)?;
-        let start = log.metadata().map_err(io_err)?.len();
-        let status = cmd
+        let log_start = log.metadata().map_err(io_err)?.len();
+        let child = cmd
             .to_command()
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
-            .status()
+            .spawn()
             .map_err(|source| SshError::Exec {
                 machine: self.machine.clone(),
                 source: ExecError::Spawn {
@@ -627,11 +638,50 @@ impl SshSession {
                     source,
                 },
             })?;
+        Ok(StartingMaster { child, log_start })
+    }
+
+    /// Wait for a master started by [`SshSession::spawn_master`]; once it is
+    /// connected, this session's commands go through it.
+    pub fn finish_master(&self, starting: StartingMaster) -> Result<(), SshError> {
+        let mut up = self
+            .master_up
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.wait_master(starting)?;
+        *up = true;
+        Ok(())
+    }
+
+    /// Give up on a master started by [`SshSession::spawn_master`]: stop it if
+    /// it is still connecting, close it if it is up.
+    pub fn abort_master(&self, mut starting: StartingMaster) {
+        // Killing the starting command stops a handshake in progress; once it has
+        // put the master in the background, it has exited and the kill is a no-op.
+        let _ = starting.child.kill();
+        let _ = starting.child.wait();
+        if self.control_path().exists() {
+            *self
+                .master_up
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+            self.disconnect();
+        }
+    }
+
+    fn wait_master(&self, mut starting: StartingMaster) -> Result<(), SshError> {
+        let io_err = |source| SshError::Io {
+            machine: self.machine.clone(),
+            source,
+        };
+        let status = starting.child.wait().map_err(io_err)?;
         if status.success() {
             return Ok(());
         }
-        let all = fs::read(&log_path).map_err(io_err)?;
-        let start = usize::try_from(start).unwrap_or(0).min(all.len());
+        let all = fs::read(self.master_log()).map_err(io_err)?;
+        let start = usize::try_from(starting.log_start)
+            .unwrap_or(0)
+            .min(all.len());
         let stderr = &all[start..];
         Err(self
             .classify(stderr)
