@@ -216,16 +216,29 @@ impl Deployer<'_> {
         } else if first {
             // `info` (quick: no machine is instantiated) runs beside the plan, so
             // that the first contacts can start before the plan is done.
-            let (info, pending) = std::thread::scope(|scope| {
+            // The plan starts once `info` is done: on a small network the first
+            // contacts are the longest part of the deploy, and they wait for it.
+            let (info, guess) = std::thread::scope(|scope| {
                 let info = scope.spawn(|| self.evaluator.info());
-                let pending = self.spawn_first_plan(opts, tmp, &mut pairs);
+                let guess = self.first_guess(tmp, &mut pairs);
                 let info = match info.join() {
                     Ok(info) => info,
                     Err(panic) => std::panic::resume_unwind(panic),
                 };
-                (info, pending)
+                (info, guess)
             });
-            (info?, PlanSlot::pending(pending?))
+            let info = info?;
+            let pending = match guess? {
+                Some(guess) => self
+                    .evaluator
+                    .spawn_plan(&guess, &opts.include, &opts.exclude)
+                    .unwrap_or_else(|e| {
+                        tracing::debug!("cannot start the evaluation of the plan: {e}");
+                        None
+                    }),
+                None => None,
+            };
+            (info, PlanSlot::pending(pending))
         } else {
             let guess = physical_nix_of(&depl, |_| true)?;
             match self.evaluator.plan(&guess, &opts.include, &opts.exclude) {
@@ -377,16 +390,11 @@ impl Deployer<'_> {
         EarlyConnects(sessions)
     }
 
-    /// The plan of a first deploy: key pairs for every machine name the
-    /// network files define (into `pairs`), and the evaluation with them in the
-    /// physical expression, started in the background. `None` if the names
-    /// cannot be read (the evaluation of `info` reports why).
-    fn spawn_first_plan(
-        &self,
-        opts: &DeployOptions,
-        tmp: &Path,
-        pairs: &mut KeyPairs,
-    ) -> Result<Option<PendingPlan>, DeployError> {
+    /// The physical expression a first deploy guesses: key pairs for every
+    /// machine name the network files define (into `pairs`), and nothing else
+    /// known yet. `None` if the names cannot be read (the evaluation of `info`
+    /// reports why).
+    fn first_guess(&self, tmp: &Path, pairs: &mut KeyPairs) -> Result<Option<String>, DeployError> {
         let names = match self.evaluator.machine_names() {
             Ok(names) => names,
             Err(e) => {
@@ -403,14 +411,9 @@ impl Deployer<'_> {
                 ..PhysicalMachine::default()
             })
             .collect();
-        let guess = crate::eval::physical::render(&machines).map_err(EvalError::Physical)?;
-        Ok(self
-            .evaluator
-            .spawn_plan(&guess, &opts.include, &opts.exclude)
-            .unwrap_or_else(|e| {
-                tracing::debug!("cannot start the evaluation of the plan: {e}");
-                None
-            }))
+        Ok(Some(
+            crate::eval::physical::render(&machines).map_err(EvalError::Physical)?,
+        ))
     }
 
     /// Record what each selected machine's definition says (NixOps'
