@@ -13,9 +13,10 @@ mod lock;
 mod path;
 mod pyjson;
 mod records;
+mod scan;
 mod transfer;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -101,6 +102,7 @@ impl Default for StateOpenOptions {
 pub struct StateFile {
     conn: Connection,
     path: PathBuf,
+    busy_timeout: Duration,
     created: bool,
     migrated: Vec<(u32, u32)>,
 }
@@ -170,6 +172,23 @@ fn check_header(path: &Path, len: u64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Whether `path` is a SQLite file whose header says WAL mode (read and write
+/// versions 2) and that passes [`check_header`].
+fn is_wal_file(path: &Path) -> bool {
+    let Ok(meta) = fs::metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || check_header(path, meta.len()).is_err() {
+        return false;
+    }
+    let mut header = [0u8; 20];
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok()
+        && header[18] == 2
+        && header[19] == 2
 }
 
 fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
@@ -293,11 +312,12 @@ impl StateFile {
         // Read pages through a memory map instead of a pread() copy each: loading
         // every deployment of a large file spends a sixth of its time copying pages.
         // Only reads use the map; writes still go through the WAL.
-        conn.pragma_update(None, "mmap_size", 268_435_456_i64)
+        conn.pragma_update(None, "mmap_size", scan::MMAP_SIZE)
             .map_err(sqlite_err)?;
         let mut sf = StateFile {
             conn,
             path: path.to_path_buf(),
+            busy_timeout: opts.busy_timeout,
             created,
             migrated: Vec::new(),
         };
@@ -330,6 +350,50 @@ impl StateFile {
             Ok(steps)
         })?;
         Ok(sf)
+    }
+
+    /// Open the state file at `path` for commands that only read it (`info`,
+    /// `export`, ...), without taking the write lock or changing anything.
+    ///
+    /// A file that exists, is in WAL mode (as every file NixOps or this library
+    /// has opened) and has schema version 3 is opened as is: no journal mode
+    /// switch, no schema transaction. Anything else (a missing or empty file, a
+    /// file in rollback-journal mode, an older or newer schema, a file that is not
+    /// SQLite) goes through [`StateFile::open`], which creates, migrates or refuses
+    /// it exactly as for any other command.
+    pub fn open_for_reading(path: &Path) -> Result<StateFile, StateError> {
+        let opts = StateOpenOptions::default();
+        if !is_wal_file(path) {
+            return Self::open_with(path, &opts);
+        }
+        // Read-write but never written through: a read-only connection could not
+        // remove the WAL files on close as NixOps' connections do. No mutex: a
+        // `Connection` is `Send` but not `Sync`, so it is never used by two threads
+        // at once, and SQLite's per-call locking would only cost time.
+        let Ok(conn) = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        ) else {
+            return Self::open_with(path, &opts);
+        };
+        let sqlite_err = |source| StateError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        conn.busy_timeout(opts.busy_timeout).map_err(sqlite_err)?;
+        conn.pragma_update(None, "mmap_size", scan::MMAP_SIZE)
+            .map_err(sqlite_err)?;
+        if schema_version(&conn).map_err(sqlite_err)? != SCHEMA_VERSION {
+            drop(conn);
+            return Self::open_with(path, &opts);
+        }
+        Ok(StateFile {
+            conn,
+            path: path.to_path_buf(),
+            busy_timeout: opts.busy_timeout,
+            created: false,
+            migrated: Vec::new(),
+        })
     }
 
     /// The file's path.
@@ -431,72 +495,78 @@ impl StateFile {
         uuid: Option<&str>,
         attrs: AttrSet<'_>,
     ) -> Result<Vec<DeploymentRecord>, StateError> {
+        let Loaded {
+            mut depls,
+            resources,
+            table,
+        } = self.read_snapshot(uuid, attrs)?;
+        for (i, (d, mut res)) in resources.into_iter().enumerate() {
+            if let Some(table) = &table {
+                res.attrs = table
+                    .attrs(i)
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+            }
+            depls[d].resources.push(res);
+        }
+        Ok(depls)
+    }
+
+    /// Read deployments (all, or the one `uuid`), their attributes and resources,
+    /// and the resource attributes `attrs` names, in one read transaction. Reading
+    /// all deployments on a large file scans `ResourceAttrs` on two connections in
+    /// parallel (see `scan::SideReader` for why they see the same snapshot).
+    fn read_snapshot(&self, uuid: Option<&str>, attrs: AttrSet<'_>) -> Result<Loaded, StateError> {
         let e = self.sqlite_err();
         let conn = &self.conn;
-        // A read transaction gives one consistent snapshot across the four queries.
+        let only = match attrs {
+            AttrSet::Only(names) => Some(names),
+            AttrSet::None | AttrSet::All => None,
+        };
+        let bulk = uuid.is_none() && !matches!(attrs, AttrSet::None);
+        // The side connection notes the data version before the main read begins.
+        let side = if bulk && self.is_large() {
+            Some(scan::SideReader::open(&self.path, self.busy_timeout).map_err(&e)?)
+        } else {
+            None
+        };
         conn.execute_batch("begin").map_err(&e)?;
-        let result = (|| -> rusqlite::Result<Vec<DeploymentRecord>> {
-            let filter = uuid.is_some();
-            let mut depls: BTreeMap<String, DeploymentRecord> = BTreeMap::new();
-            let mut stmt = conn.prepare_cached(if filter {
-                "select uuid from Deployments where uuid = ?1"
+        let result = (|| -> rusqlite::Result<Loaded> {
+            // The first read: it starts the main read transaction.
+            let bounds = if bulk {
+                scan::rowid_bounds(conn)?
             } else {
-                "select uuid from Deployments where ?1 is null"
-            })?;
-            let mut rows = stmt.query([uuid])?;
-            while let Some(r) = rows.next()? {
-                let u: String = r.get(0)?;
-                depls.insert(
-                    u.clone(),
-                    DeploymentRecord {
-                        uuid: u,
-                        attrs: BTreeMap::new(),
-                        resources: Vec::new(),
-                    },
-                );
-            }
-            let mut stmt = conn.prepare_cached(
-                "select deployment, name, value from DeploymentAttrs where ?1 is null or deployment = ?1",
-            )?;
-            let mut rows = stmt.query([uuid])?;
-            while let Some(r) = rows.next()? {
-                let d = r.get_ref(0)?.as_str()?;
-                if let Some(depl) = depls.get_mut(d) {
-                    depl.attrs.insert(r.get(1)?, r.get(2)?);
-                }
-            }
-            let mut resources: Vec<(String, ResourceRecord)> = Vec::new();
-            let mut stmt = conn.prepare_cached(
-                "select id, deployment, name, type from Resources where ?1 is null or deployment = ?1 order by id",
-            )?;
-            let mut rows = stmt.query([uuid])?;
-            while let Some(r) = rows.next()? {
-                resources.push((
-                    r.get(1)?,
-                    ResourceRecord {
-                        id: r.get(0)?,
-                        name: r.get(2)?,
-                        type_: r.get(3)?,
-                        attrs: BTreeMap::new(),
-                    },
-                ));
-            }
-            match attrs {
-                AttrSet::None => {}
-                AttrSet::All => load_resource_attrs(conn, uuid, None, &mut resources)?,
-                AttrSet::Only(names) => {
-                    load_resource_attrs(conn, uuid, Some(names), &mut resources)?
-                }
-            }
-            for (d, res) in resources {
-                if let Some(depl) = depls.get_mut(&d) {
-                    depl.resources.push(res);
-                }
-            }
-            Ok(depls.into_values().collect())
+                None
+            };
+            let side = match side {
+                Some(side) if scan::wants_side(bounds) => side.join()?,
+                _ => None,
+            };
+            let (small, chunks) =
+                scan::scan_all(conn, side, bounds, only, || read_small_tables(conn, uuid))?;
+            let (depls, resources) = small;
+            let chunks = match (attrs, uuid) {
+                (AttrSet::None, _) => None,
+                (_, None) => Some(chunks),
+                (_, Some(u)) => Some(vec![scan::scan_deployment(conn, u, only)?]),
+            };
+            let table = chunks.map(|chunks| {
+                let slots = scan::SlotMap::new(resources.iter().map(|(_, r)| r.id));
+                scan::AttrTable::group(chunks, &slots, resources.len())
+            });
+            Ok(Loaded {
+                depls,
+                resources,
+                table,
+            })
         })();
         let _ = conn.execute_batch("commit");
         result.map_err(e)
+    }
+
+    /// Whether the file is large enough for a parallel scan to pay off.
+    fn is_large(&self) -> bool {
+        fs::metadata(&self.path).is_ok_and(|m| m.len() >= scan::PARALLEL_MIN_BYTES)
     }
 
     /// Resolve `-d` as NixOps does: no selector → the only deployment; else an exact
@@ -774,7 +844,6 @@ impl StateFile {
     }
 }
 
-/// Fill in the attributes of `resources` (sorted by id) with one query.
 /// Which resource attributes a load reads.
 #[derive(Clone, Copy)]
 enum AttrSet<'a> {
@@ -783,65 +852,70 @@ enum AttrSet<'a> {
     Only(&'a [&'a str]),
 }
 
-fn load_resource_attrs(
+/// What one read transaction loaded.
+struct Loaded {
+    /// Deployments sorted by UUID, with their attributes; `resources` empty.
+    depls: Vec<DeploymentRecord>,
+    /// Resources sorted by id with the position of their deployment in `depls`;
+    /// `attrs` empty.
+    resources: Vec<(usize, ResourceRecord)>,
+    /// The resource attributes read, by position in `resources`.
+    table: Option<scan::AttrTable>,
+}
+
+/// `Deployments`, `DeploymentAttrs` and `Resources` (all, or of deployment `uuid`).
+fn read_small_tables(
     conn: &Connection,
     uuid: Option<&str>,
-    only: Option<&[&str]>,
-    resources: &mut [(String, ResourceRecord)],
-) -> rusqlite::Result<()> {
-    // Ids are autoincrement and therefore dense in practice: index them with a table
-    // instead of hashing every row; fall back to a map for sparse ids.
-    let (min, max) = match (resources.first(), resources.last()) {
-        (Some(a), Some(b)) => (a.1.id, b.1.id),
-        _ => return Ok(()),
-    };
-    let span = usize::try_from(max - min).unwrap_or(usize::MAX);
-    let dense: Option<Vec<u32>> = (span < resources.len().saturating_mul(4) + 1024).then(|| {
-        let mut table = vec![u32::MAX; span + 1];
-        for (i, (_, r)) in resources.iter().enumerate() {
-            let slot = usize::try_from(r.id - min).expect("invariant: min <= id <= max");
-            table[slot] = u32::try_from(i).unwrap_or(u32::MAX);
-        }
-        table
-    });
-    let sparse: HashMap<i64, usize> = if dense.is_none() {
-        resources
-            .iter()
-            .enumerate()
-            .map(|(i, (_, r))| (r.id, i))
-            .collect()
+) -> rusqlite::Result<(Vec<DeploymentRecord>, Vec<(usize, ResourceRecord)>)> {
+    let filter = uuid.is_some();
+    let mut depls: Vec<DeploymentRecord> = Vec::new();
+    let mut stmt = conn.prepare_cached(if filter {
+        "select uuid from Deployments where uuid = ?1"
     } else {
-        HashMap::new()
-    };
-    let lookup = |id: i64| -> Option<usize> {
-        match &dense {
-            Some(table) => {
-                let slot = usize::try_from(id.checked_sub(min)?).ok()?;
-                table
-                    .get(slot)
-                    .filter(|&&i| i != u32::MAX)
-                    .map(|&i| i as usize)
-            }
-            None => sparse.get(&id).copied(),
-        }
-    };
-    let mut stmt = conn.prepare_cached(if uuid.is_some() {
-        "select a.machine, a.name, a.value from ResourceAttrs a join Resources r on r.id = a.machine where r.deployment = ?1"
-    } else {
-        "select machine, name, value from ResourceAttrs where ?1 is null"
+        "select uuid from Deployments where ?1 is null"
     })?;
     let mut rows = stmt.query([uuid])?;
     while let Some(r) = rows.next()? {
-        if let Some(i) = lookup(r.get(0)?) {
-            // Filter before allocating: skipped rows cost no strings.
-            let name = r.get_ref(1)?.as_str()?;
-            if only.is_some_and(|only| !only.contains(&name)) {
-                continue;
-            }
-            resources[i].1.attrs.insert(name.to_owned(), r.get(2)?);
+        depls.push(DeploymentRecord {
+            uuid: r.get(0)?,
+            attrs: BTreeMap::new(),
+            resources: Vec::new(),
+        });
+    }
+    // Sorted here (not by SQL) so the order is Rust's, which the lookups rely on.
+    depls.sort_unstable_by(|a, b| a.uuid.cmp(&b.uuid));
+    let find = |depls: &[DeploymentRecord], u: &str| {
+        depls.binary_search_by(|d| d.uuid.as_str().cmp(u)).ok()
+    };
+    let mut stmt = conn.prepare_cached(
+        "select deployment, name, value from DeploymentAttrs where ?1 is null or deployment = ?1",
+    )?;
+    let mut rows = stmt.query([uuid])?;
+    while let Some(r) = rows.next()? {
+        if let Some(i) = find(&depls, r.get_ref(0)?.as_str()?) {
+            depls[i].attrs.insert(r.get(1)?, r.get(2)?);
         }
     }
-    Ok(())
+    let mut resources: Vec<(usize, ResourceRecord)> = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "select id, deployment, name, type from Resources where ?1 is null or deployment = ?1 order by id",
+    )?;
+    let mut rows = stmt.query([uuid])?;
+    while let Some(r) = rows.next()? {
+        if let Some(i) = find(&depls, r.get_ref(1)?.as_str()?) {
+            resources.push((
+                i,
+                ResourceRecord {
+                    id: r.get(0)?,
+                    name: r.get(2)?,
+                    type_: r.get(3)?,
+                    attrs: BTreeMap::new(),
+                },
+            ));
+        }
+    }
+    Ok((depls, resources))
 }
 
 /// An error inside a transaction: SQLite's, or one of ours.

@@ -101,6 +101,9 @@ fn write_compact(out: &mut String, value: &serde_json::Value) {
 
 /// A tree of nested string maps borrowing its strings, the only shape `export`
 /// needs. Map entries must be sorted by key (code point order, as Python sorts).
+/// `export` writes its text directly (see `transfer`); the tree is the plain model
+/// its tests compare against.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tree<'a> {
     /// A JSON string.
@@ -109,6 +112,7 @@ pub enum Tree<'a> {
     Map(Vec<(&'a str, Tree<'a>)>),
 }
 
+#[cfg(test)]
 impl<'a> Tree<'a> {
     /// A map from already sorted entries plus one extra entry put in its place.
     pub fn sorted_with(
@@ -126,12 +130,14 @@ impl<'a> Tree<'a> {
 
 /// `json.dumps(tree, indent=2, sort_keys=True)` in the given Python's style, without
 /// a trailing newline.
+#[cfg(test)]
 pub fn dumps_pretty(tree: &Tree<'_>, style: PyStyle) -> String {
     let mut out = String::new();
     write_pretty(&mut out, tree, 0, style);
     out
 }
 
+#[cfg(test)]
 fn write_pretty(out: &mut String, tree: &Tree<'_>, level: usize, style: PyStyle) {
     match tree {
         Tree::Str(s) => write_str(out, s),
@@ -159,6 +165,7 @@ fn write_pretty(out: &mut String, tree: &Tree<'_>, level: usize, style: PyStyle)
     }
 }
 
+#[cfg(test)]
 fn push_indent(out: &mut String, level: usize) {
     for _ in 0..level {
         out.push_str("  ");

@@ -59,7 +59,7 @@ struct Row {
 }
 
 pub fn run(args: &Args, settings: &Settings) -> CliResult {
-    let state = settings.open_state()?;
+    let state = settings.open_state_for_reading()?;
     let depls = if args.all {
         // Every machine of every deployment: read only what a row shows.
         state.deployments_with_attrs(ROW_ATTRS)?

@@ -1,0 +1,462 @@
+//! Reading `ResourceAttrs` in bulk: the one table that grows with every machine.
+//!
+//! Owns the fast path for commands that read every machine of every deployment
+//! (`export --all`, `info --all`): rows are read in rowid order (no index walk),
+//! optionally in two rowid ranges on two connections in parallel, and copied into
+//! one buffer per range instead of one allocation per string. The two connections
+//! are made to read the same snapshot (see [`SideReader`]). It only reads, never
+//! decides what to show, and never writes.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+
+/// Memory map size for reading connections: large enough for any realistic state
+/// file, so pages are read in place instead of copied by `pread()`.
+pub(super) const MMAP_SIZE: i64 = 268_435_456;
+
+/// Files smaller than this are read on one connection without looking further.
+pub(super) const PARALLEL_MIN_BYTES: u64 = 1 << 20;
+
+/// Files with fewer rows than this are scanned on one connection: a second one
+/// costs more to open than it saves.
+const PARALLEL_MIN_ROWS: i64 = 20_000;
+
+/// The share (in percent) of the rowid range the main connection scans; it also
+/// reads the small tables while the side connection starts on its range.
+const MAIN_SHARE_PERCENT: i64 = 46;
+
+/// Maps resource ids to positions in a list sorted by id. Ids are autoincrement
+/// and therefore dense in practice: index them with a table instead of hashing
+/// every row; fall back to a map for sparse ids.
+pub(super) enum SlotMap {
+    /// `table[id - min]` is the slot, `u32::MAX` for none.
+    Dense { min: i64, table: Vec<u32> },
+    /// Sparse ids.
+    Sparse(HashMap<i64, u32>),
+}
+
+impl SlotMap {
+    /// The map for `ids`, sorted ascending.
+    pub(super) fn new(ids: impl ExactSizeIterator<Item = i64> + Clone) -> SlotMap {
+        let n = ids.len();
+        let (Some(min), Some(max)) = (ids.clone().next(), ids.clone().last()) else {
+            return SlotMap::Sparse(HashMap::new());
+        };
+        let span = usize::try_from(max.saturating_sub(min)).unwrap_or(usize::MAX);
+        if span < n.saturating_mul(4) + 1024 {
+            let mut table = vec![u32::MAX; span + 1];
+            for (i, id) in ids.enumerate() {
+                let slot = usize::try_from(id - min).expect("invariant: min <= id <= max");
+                table[slot] = u32::try_from(i).unwrap_or(u32::MAX);
+            }
+            SlotMap::Dense { min, table }
+        } else {
+            SlotMap::Sparse(
+                ids.enumerate()
+                    .map(|(i, id)| (id, u32::try_from(i).unwrap_or(u32::MAX)))
+                    .collect(),
+            )
+        }
+    }
+
+    /// The slot of resource `id`, if it is one of ours.
+    pub(super) fn get(&self, id: i64) -> Option<usize> {
+        match self {
+            SlotMap::Dense { min, table } => {
+                let i = usize::try_from(id.checked_sub(*min)?).ok()?;
+                table
+                    .get(i)
+                    .filter(|&&s| s != u32::MAX)
+                    .map(|&s| s as usize)
+            }
+            SlotMap::Sparse(map) => map.get(&id).map(|&s| s as usize),
+        }
+    }
+}
+
+/// FNV-1a: attribute names are short and few, SipHash would dominate the lookup.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// One row of a [`Chunk`]: the resource id, the attribute name (an index into
+/// the chunk's names, or'ed with [`PLAIN`] when the value needs no JSON escaping)
+/// and the end of the value in the chunk's text; the value starts where the
+/// previous row's ends.
+#[derive(Clone, Copy)]
+struct ChunkRow {
+    machine: i64,
+    name: u32,
+    end: u32,
+}
+
+/// Flag bit: the value is printable ASCII without `"` or `\`, so its JSON string
+/// literal is the value in quotes. Checked while the bytes are being copied anyway.
+const PLAIN: u32 = 1 << 31;
+
+/// Whether `s` is printable ASCII without `"` and `\` (a JSON string literal
+/// as is, also with Python's `ensure_ascii`).
+pub(super) fn is_plain(s: &[u8]) -> bool {
+    // Blocks without early exit inside, so the compiler can vectorise the test.
+    let ok = |b: u8| (b.wrapping_sub(b' ') < 0x5f) & (b != b'"') & (b != b'\\');
+    let mut blocks = s.chunks_exact(32);
+    blocks.all(|block| block.iter().fold(true, |acc, &b| acc & ok(b)))
+        && blocks.remainder().iter().all(|&b| ok(b))
+}
+
+/// The rows of one scan, their values concatenated in one string.
+#[derive(Default)]
+pub(super) struct Chunk {
+    text: String,
+    rows: Vec<ChunkRow>,
+    names: Vec<String>,
+    index: HashMap<Box<[u8]>, u32, BuildHasherDefault<Fnv>>,
+}
+
+impl Chunk {
+    /// The local index of attribute name `name` (UTF-8 checked once per name).
+    fn intern(&mut self, name: &[u8]) -> rusqlite::Result<u32> {
+        if let Some(&i) = self.index.get(name) {
+            return Ok(i);
+        }
+        let s = std::str::from_utf8(name).map_err(rusqlite::Error::Utf8Error)?;
+        let i = u32::try_from(self.names.len())
+            .ok()
+            .filter(|&i| i < PLAIN)
+            .ok_or(rusqlite::Error::IntegralValueOutOfRange(1, i64::MAX))?;
+        self.names.push(s.to_owned());
+        self.index.insert(name.into(), i);
+        Ok(i)
+    }
+
+    /// Append every row of `rows` (`machine, name, value`), skipping names not in
+    /// `only` before copying anything.
+    pub(super) fn read(
+        &mut self,
+        mut rows: rusqlite::Rows<'_>,
+        only: Option<&[&str]>,
+    ) -> rusqlite::Result<()> {
+        // Rows often come grouped by name (attributes set for all machines at once):
+        // remember the last one to skip the hash lookup.
+        let mut last: Option<u32> = None;
+        while let Some(r) = rows.next()? {
+            let machine = r.get_ref(0)?.as_i64()?;
+            let name = text_bytes(r.get_ref(1)?, 1, "name")?;
+            let name_id = match last {
+                Some(id) if self.names[id as usize].as_bytes() == name => id,
+                _ => {
+                    if only.is_some_and(|only| !only.iter().any(|n| n.as_bytes() == name)) {
+                        continue;
+                    }
+                    let id = self.intern(name)?;
+                    last = Some(id);
+                    id
+                }
+            };
+            let value = text_bytes(r.get_ref(2)?, 2, "value")?;
+            let plain = if is_plain(value) { PLAIN } else { 0 };
+            let value = std::str::from_utf8(value).map_err(rusqlite::Error::Utf8Error)?;
+            self.text.push_str(value);
+            let end = u32::try_from(self.text.len())
+                .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(2, i64::MAX))?;
+            self.rows.push(ChunkRow {
+                machine,
+                name: name_id | plain,
+                end,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn text_bytes<'a>(v: ValueRef<'a>, col: usize, name: &str) -> rusqlite::Result<&'a [u8]> {
+    match v {
+        ValueRef::Text(b) => Ok(b),
+        other => Err(rusqlite::Error::InvalidColumnType(
+            col,
+            name.to_owned(),
+            other.data_type(),
+        )),
+    }
+}
+
+/// Scan rowids `lo..=hi` of `ResourceAttrs` in rowid order.
+fn scan_range(
+    conn: &Connection,
+    lo: i64,
+    hi: i64,
+    only: Option<&[&str]>,
+) -> rusqlite::Result<Chunk> {
+    let mut chunk = Chunk::default();
+    let mut stmt = conn.prepare_cached(
+        "select machine, name, value from ResourceAttrs where rowid between ?1 and ?2",
+    )?;
+    chunk.read(stmt.query([lo, hi])?, only)?;
+    Ok(chunk)
+}
+
+/// A second connection waiting to join the main connection's read transaction.
+///
+/// Consistency: `PRAGMA data_version` on a connection changes exactly when another
+/// connection has committed since its previous read. The side connection reads it
+/// once in autocommit mode *before* the main connection starts its read
+/// transaction, and again as the first read of its own transaction *after* the
+/// main one has started. Equal values mean no commit happened in between, so both
+/// transactions read the same snapshot (in WAL mode the same WAL end mark; in
+/// rollback mode no writer can commit while the main connection holds its shared
+/// lock). Otherwise the side connection is dropped and the caller scans alone.
+pub(super) struct SideReader {
+    conn: Connection,
+    version: i64,
+}
+
+impl SideReader {
+    /// Open a second connection to `path` and note the data version. Call before
+    /// the main connection begins its read transaction.
+    pub(super) fn open(path: &Path, busy_timeout: Duration) -> rusqlite::Result<SideReader> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(busy_timeout)?;
+        conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
+        let version = conn.query_row("pragma data_version", [], |r| r.get(0))?;
+        Ok(SideReader { conn, version })
+    }
+
+    /// Begin the side connection's read transaction; call after the main
+    /// connection's has started (after its first read). `None` when a commit came
+    /// in between and the snapshots may differ.
+    pub(super) fn join(self) -> rusqlite::Result<Option<Connection>> {
+        self.conn.execute_batch("begin")?;
+        let now: i64 = self
+            .conn
+            .query_row("pragma data_version", [], |r| r.get(0))?;
+        Ok((now == self.version).then_some(self.conn))
+    }
+}
+
+/// `ResourceAttrs` rowid bounds, `None` when empty. As the main connection's first
+/// read it also starts its read transaction.
+pub(super) fn rowid_bounds(conn: &Connection) -> rusqlite::Result<Option<(i64, i64)>> {
+    conn.query_row(
+        // Two subqueries: SQLite answers a lone min() or max() from the b-tree's
+        // ends, but both in one select scan the whole table.
+        "select (select min(rowid) from ResourceAttrs), (select max(rowid) from ResourceAttrs)",
+        [],
+        |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
+    )
+}
+
+/// Whether a file with these rowid bounds is worth a second connection.
+pub(super) fn wants_side(bounds: Option<(i64, i64)>) -> bool {
+    bounds.is_some_and(|(lo, hi)| hi.saturating_sub(lo) >= PARALLEL_MIN_ROWS)
+}
+
+/// Every row of `ResourceAttrs` (names in `only`, if given) within `bounds`:
+/// `side` scans the upper part on its own thread while `main_work` and then the
+/// scan of the lower part run on `main`. Returns `main_work`'s result and the chunks.
+pub(super) fn scan_all<T>(
+    main: &Connection,
+    side: Option<Connection>,
+    bounds: Option<(i64, i64)>,
+    only: Option<&[&str]>,
+    main_work: impl FnOnce() -> rusqlite::Result<T>,
+) -> rusqlite::Result<(T, Vec<Chunk>)> {
+    let Some((lo, hi)) = bounds else {
+        return Ok((main_work()?, Vec::new()));
+    };
+    let Some(side) = side else {
+        let t = main_work()?;
+        return Ok((t, vec![scan_range(main, lo, hi, only)?]));
+    };
+    let mid = lo + (hi - lo) / 100 * MAIN_SHARE_PERCENT;
+    std::thread::scope(|s| {
+        let upper = s.spawn(move || scan_range(&side, mid + 1, hi, only));
+        let t = main_work();
+        let lower = t.and_then(|t| Ok((t, scan_range(main, lo, mid, only)?)));
+        let upper = upper
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let (t, lower) = lower?;
+        Ok((t, vec![lower, upper?]))
+    })
+}
+
+/// Resource attributes grouped by resource slot, each slot's sorted by name.
+pub(super) struct AttrTable {
+    chunks: Vec<Chunk>,
+    /// Distinct names, sorted by code point.
+    names: Vec<String>,
+    /// `entries[starts[s]..starts[s + 1]]` are slot `s`'s attributes.
+    starts: Vec<u32>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    /// Position of the name in `AttrTable::names`.
+    rank: u32,
+    /// The chunk, or'ed with [`PLAIN`].
+    chunk: u32,
+    start: u32,
+    end: u32,
+}
+
+impl AttrTable {
+    /// Group the rows of `chunks` by the slot `slots` gives their resource id
+    /// (rows of other resources are dropped); `nslots` slots.
+    pub(super) fn group(chunks: Vec<Chunk>, slots: &SlotMap, nslots: usize) -> AttrTable {
+        // One sorted list of names, and each chunk's local index → its rank.
+        let mut names: Vec<String> = chunks.iter().flat_map(|c| c.names.clone()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let ranks: Vec<Vec<u32>> = chunks
+            .iter()
+            .map(|c| {
+                c.names
+                    .iter()
+                    .map(|n| {
+                        let i = names
+                            .binary_search(n)
+                            .expect("invariant: every chunk name is in the merged list");
+                        u32::try_from(i).expect("invariant: fewer names than rows")
+                    })
+                    .collect()
+            })
+            .collect();
+        // Counting sort by slot: count, prefix sums, scatter.
+        let mut slot_of: Vec<Vec<u32>> = Vec::with_capacity(chunks.len());
+        let mut counts = vec![0u32; nslots + 1];
+        for c in &chunks {
+            let v: Vec<u32> = c
+                .rows
+                .iter()
+                .map(|r| match slots.get(r.machine) {
+                    Some(s) => {
+                        counts[s + 1] += 1;
+                        u32::try_from(s).expect("invariant: slots are u32")
+                    }
+                    None => u32::MAX,
+                })
+                .collect();
+            slot_of.push(v);
+        }
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        let starts = counts.clone();
+        let total = counts[nslots] as usize;
+        let mut entries = vec![
+            Entry {
+                rank: 0,
+                chunk: 0,
+                start: 0,
+                end: 0
+            };
+            total
+        ];
+        let mut next = counts;
+        for (ci, (c, slot_of)) in chunks.iter().zip(&slot_of).enumerate() {
+            let mut start = 0u32;
+            for (r, &s) in c.rows.iter().zip(slot_of) {
+                if s != u32::MAX {
+                    let pos = &mut next[s as usize];
+                    entries[*pos as usize] = Entry {
+                        rank: ranks[ci][(r.name & !PLAIN) as usize],
+                        chunk: u32::try_from(ci).expect("invariant: few chunks") | (r.name & PLAIN),
+                        start,
+                        end: r.end,
+                    };
+                    *pos += 1;
+                }
+                start = r.end;
+            }
+        }
+        for w in starts.windows(2) {
+            entries[w[0] as usize..w[1] as usize].sort_unstable_by_key(|e| e.rank);
+        }
+        AttrTable {
+            chunks,
+            names,
+            starts,
+            entries,
+        }
+    }
+
+    /// The attributes of slot `s`, sorted by name. Names are unique per resource
+    /// (the table's primary key).
+    pub(super) fn attrs(&self, s: usize) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
+        self.entries[range].iter().map(|e| {
+            (
+                self.names[e.rank as usize].as_str(),
+                self.value(e),
+            )
+        })
+    }
+
+    fn value(&self, e: &Entry) -> &str {
+        &self.chunks[(e.chunk & !PLAIN) as usize].text[e.start as usize..e.end as usize]
+    }
+
+    /// The attributes of slot `s` as (position in [`AttrTable::names`], value,
+    /// whether the value needs no escaping), sorted by name.
+    pub(super) fn ranked(&self, s: usize) -> impl Iterator<Item = (usize, &str, bool)> + '_ {
+        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
+        self.entries[range]
+            .iter()
+            .map(|e| (e.rank as usize, self.value(e), e.chunk & PLAIN != 0))
+    }
+
+    /// Every attribute name read, sorted by code point.
+    pub(super) fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Roughly how many bytes slot `s`'s attributes take (for balancing work).
+    pub(super) fn weight(&self, s: usize) -> usize {
+        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
+        self.entries[range]
+            .iter()
+            .map(|e| (e.end - e.start) as usize + 32)
+            .sum()
+    }
+}
+
+/// The `ResourceAttrs` rows of one deployment's resources (names in `only`).
+pub(super) fn scan_deployment(
+    conn: &Connection,
+    uuid: &str,
+    only: Option<&[&str]>,
+) -> rusqlite::Result<Chunk> {
+    let mut chunk = Chunk::default();
+    let mut stmt = conn.prepare_cached(
+        "select a.machine, a.name, a.value from ResourceAttrs a join Resources r on r.id = a.machine where r.deployment = ?1",
+    )?;
+    chunk.read(stmt.query([uuid])?, only)?;
+    Ok(chunk)
+}
