@@ -15,6 +15,7 @@ mod pyjson;
 mod records;
 mod scan;
 mod transfer;
+mod view;
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -36,6 +37,7 @@ pub use pyjson::PyStyle;
 pub use records::{
     depl_attr, AttrValue, DeploymentRecord, ResourceRecord, ResourceState, DEFAULT_DESCRIPTION,
 };
+pub use view::{ResourceView, StateSnapshot};
 
 /// The schema version this library reads and writes.
 pub const SCHEMA_VERSION: i64 = 3;
@@ -564,9 +566,13 @@ impl StateFile {
         result.map_err(e)
     }
 
-    /// Whether the file is large enough for a parallel scan to pay off.
+    /// Whether the file (with its WAL, which may hold most of a file written
+    /// recently) is large enough for a parallel scan to pay off.
     fn is_large(&self) -> bool {
-        fs::metadata(&self.path).is_ok_and(|m| m.len() >= scan::PARALLEL_MIN_BYTES)
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        let len = |p: &Path| fs::metadata(p).map_or(0, |m| m.len());
+        len(&self.path) + len(Path::new(&wal)) >= scan::PARALLEL_MIN_BYTES
     }
 
     /// Resolve `-d` as NixOps does: no selector → the only deployment; else an exact

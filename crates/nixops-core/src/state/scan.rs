@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
@@ -26,9 +27,8 @@ pub(super) const PARALLEL_MIN_BYTES: u64 = 1 << 20;
 /// costs more to open than it saves.
 const PARALLEL_MIN_ROWS: i64 = 20_000;
 
-/// The share (in percent) of the rowid range the main connection scans; it also
-/// reads the small tables while the side connection starts on its range.
-const MAIN_SHARE_PERCENT: i64 = 46;
+/// How many blocks a parallel scan splits the rowid range into.
+const SCAN_BLOCKS: usize = 32;
 
 /// Maps resource ids to positions in a list sorted by id. Ids are autoincrement
 /// and therefore dense in practice: index them with a table instead of hashing
@@ -203,21 +203,6 @@ fn text_bytes<'a>(v: ValueRef<'a>, col: usize, name: &str) -> rusqlite::Result<&
     }
 }
 
-/// Scan rowids `lo..=hi` of `ResourceAttrs` in rowid order.
-fn scan_range(
-    conn: &Connection,
-    lo: i64,
-    hi: i64,
-    only: Option<&[&str]>,
-) -> rusqlite::Result<Chunk> {
-    let mut chunk = Chunk::default();
-    let mut stmt = conn.prepare_cached(
-        "select machine, name, value from ResourceAttrs where rowid between ?1 and ?2",
-    )?;
-    chunk.read(stmt.query([lo, hi])?, only)?;
-    Ok(chunk)
-}
-
 /// A second connection waiting to join the main connection's read transaction.
 ///
 /// Consistency: `PRAGMA data_version` on a connection changes exactly when another
@@ -276,9 +261,12 @@ pub(super) fn wants_side(bounds: Option<(i64, i64)>) -> bool {
     bounds.is_some_and(|(lo, hi)| hi.saturating_sub(lo) >= PARALLEL_MIN_ROWS)
 }
 
-/// Every row of `ResourceAttrs` (names in `only`, if given) within `bounds`:
-/// `side` scans the upper part on its own thread while `main_work` and then the
-/// scan of the lower part run on `main`. Returns `main_work`'s result and the chunks.
+/// Every row of `ResourceAttrs` (names in `only`, if given) within `bounds`, in
+/// rowid order within blocks of the rowid range. With a `side` connection, a
+/// thread of its own starts on the blocks at once while `main_work` runs on
+/// `main`, which then takes blocks too: whichever is faster (the machine is
+/// shared, the main thread has more to do) scans more. Returns `main_work`'s
+/// result and one chunk per connection.
 pub(super) fn scan_all<T>(
     main: &Connection,
     side: Option<Connection>,
@@ -289,20 +277,69 @@ pub(super) fn scan_all<T>(
     let Some((lo, hi)) = bounds else {
         return Ok((main_work()?, Vec::new()));
     };
+    let blocks = if side.is_some() { SCAN_BLOCKS } else { 1 };
+    let next = AtomicUsize::new(0);
+    // Block `k` of `blocks` equal parts of lo..=hi (in i128: the span of two
+    // i64s may not fit one).
+    let bound = |k: usize| -> i64 {
+        let span = i128::from(hi) - i128::from(lo) + 1;
+        let at = i128::from(lo) + span * k as i128 / blocks as i128;
+        i64::try_from(at).unwrap_or(i64::MAX)
+    };
+    // Rows of other names are left out by SQLite itself: they then cost no trip
+    // through the row and column calls.
+    let mut sql = String::from(
+        "select machine, name, value from ResourceAttrs where rowid >= ?1 and rowid <= ?2",
+    );
+    let mut params: Vec<&str> = Vec::new();
+    if let Some(only) = only {
+        sql.push_str(" and name in (");
+        for (i, name) in only.iter().enumerate() {
+            sql.push_str(if i == 0 { "?" } else { ", ?" });
+            sql.push_str(&(i + 3).to_string());
+            params.push(name);
+        }
+        sql.push(')');
+    }
+    let scan = |conn: &Connection| -> rusqlite::Result<Chunk> {
+        let mut chunk = Chunk::default();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        for (i, name) in params.iter().enumerate() {
+            stmt.raw_bind_parameter(i + 3, name)?;
+        }
+        loop {
+            let k = next.fetch_add(1, AtomicOrdering::Relaxed);
+            if k >= blocks {
+                return Ok(chunk);
+            }
+            // The last block ends at `hi` itself (`bound(blocks)` may overflow).
+            let end = if k + 1 == blocks {
+                hi
+            } else {
+                bound(k + 1) - 1
+            };
+            stmt.raw_bind_parameter(1, bound(k))?;
+            stmt.raw_bind_parameter(2, end)?;
+            chunk.read(stmt.raw_query(), only)?;
+        }
+    };
     let Some(side) = side else {
         let t = main_work()?;
-        return Ok((t, vec![scan_range(main, lo, hi, only)?]));
+        return Ok((t, vec![scan(main)?]));
     };
-    let mid = lo + (hi - lo) / 100 * MAIN_SHARE_PERCENT;
     std::thread::scope(|s| {
-        let upper = s.spawn(move || scan_range(&side, mid + 1, hi, only));
-        let t = main_work();
-        let lower = t.and_then(|t| Ok((t, scan_range(main, lo, mid, only)?)));
-        let upper = upper
+        let scan = &scan;
+        let other = s.spawn(move || scan(&side));
+        let mine = main_work().and_then(|t| Ok((t, scan(main)?)));
+        if mine.is_err() {
+            // Stop the other thread early; its result no longer matters.
+            next.store(blocks, AtomicOrdering::Relaxed);
+        }
+        let other = other
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        let (t, lower) = lower?;
-        Ok((t, vec![lower, upper?]))
+        let (t, mine) = mine?;
+        Ok((t, vec![mine, other?]))
     })
 }
 
@@ -459,4 +496,52 @@ pub(super) fn scan_deployment(
     )?;
     chunk.read(stmt.query([uuid])?, only)?;
     Ok(chunk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_means_no_json_escape() {
+        for s in ["", "abc", "/nix/store/x-y_z.1", "~ !#$%&'()*+,-./:;<=>?@[]^`{|}"] {
+            assert!(is_plain(s.as_bytes()), "{s:?}");
+        }
+        let long = "x".repeat(100);
+        for bad in ["\"", "\\", "\n", "\u{1f}", "\u{7f}", "é", "☃"] {
+            assert!(!is_plain(bad.as_bytes()), "{bad:?}");
+            // In the vectorised blocks and in the remainder.
+            assert!(!is_plain(format!("{long}{bad}{long}").as_bytes()), "{bad:?}");
+            assert!(!is_plain(format!("{long}{bad}").as_bytes()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn side_reader_refuses_a_snapshot_after_a_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.nixops");
+        let sf = super::super::StateFile::open(&path).expect("create");
+        let writer = Connection::open(&path).expect("writer");
+        let main = &sf.conn;
+        let begin_main = || {
+            main.execute_batch("begin").expect("begin");
+            rowid_bounds(main).expect("first read");
+        };
+
+        // Nothing committed between the side's look and the main read: joined.
+        let side = SideReader::open(&path, Duration::from_secs(1)).expect("side");
+        begin_main();
+        let joined = side.join().expect("join");
+        assert!(joined.is_some());
+        main.execute_batch("commit").expect("end");
+
+        // A commit in between: the snapshots could differ, the side is dropped.
+        let side = SideReader::open(&path, Duration::from_secs(1)).expect("side");
+        writer
+            .execute("insert into Deployments(uuid) values ('x')", [])
+            .expect("commit");
+        begin_main();
+        assert!(side.join().expect("join").is_none());
+        main.execute_batch("commit").expect("end");
+    }
 }

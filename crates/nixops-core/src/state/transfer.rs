@@ -7,6 +7,7 @@
 //! checked before anything is written, and everything is written in one transaction.
 
 use std::cmp::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use super::pyjson::{self, PyStyle};
 use super::records::DeploymentRecord;
@@ -18,6 +19,9 @@ use super::{
 
 /// Exports larger than this (estimated bytes) are formatted on two threads.
 const PARALLEL_EXPORT_BYTES: usize = 1 << 20;
+
+/// How many groups of deployments a parallel export is split into.
+const EXPORT_GROUPS: usize = 8;
 
 /// One deployment to export.
 struct Export<'a> {
@@ -73,16 +77,16 @@ impl<'a> Formatter<'a> {
         }
     }
 
-    /// The text of `depls`: with the opening brace if `first`, the closing one if
-    /// `last`, and a separator before the first deployment unless `first`.
-    fn part(&self, depls: &[Export<'_>], first: bool, last: bool) -> String {
+    /// The text of `depls`, the `start`th and following of the export: with the
+    /// opening brace if `first`, the closing one if `last`.
+    fn part(&self, depls: &[Export<'_>], start: usize, first: bool, last: bool) -> String {
         let weight: usize = depls.iter().map(|e| e.weight).sum();
         let mut out = String::with_capacity(weight + weight / 8);
         if first {
             out.push('{');
         }
         for (i, e) in depls.iter().enumerate() {
-            if i > 0 || !first {
+            if start + i > 0 {
                 out.push_str(self.sep);
             }
             out.push_str(IND1);
@@ -267,28 +271,53 @@ impl StateFile {
         if selected.is_empty() {
             return Ok(vec!["{}".to_owned()]);
         }
-        // Two halves of about equal size, the second on its own thread.
-        let mut split = selected.len();
-        if total >= PARALLEL_EXPORT_BYTES {
-            let mut acc = 0;
-            split = selected
-                .iter()
-                .position(|e| {
-                    acc += e.weight;
-                    acc * 2 >= total
-                })
-                .map_or(selected.len(), |i| i + 1);
-        }
-        let (first, second) = selected.split_at(split);
-        let parts = std::thread::scope(|s| {
-            let second = (!second.is_empty()).then(|| s.spawn(|| fmt.part(second, false, true)));
-            let first = fmt.part(first, true, second.is_none());
-            let mut parts = vec![first];
-            if let Some(h) = second {
-                parts.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        // Groups of deployments of about equal size, formatted by two threads
+        // taking groups in turn; the parts are in group order.
+        let groups = if total >= PARALLEL_EXPORT_BYTES {
+            EXPORT_GROUPS
+        } else {
+            1
+        };
+        let mut bounds = vec![0];
+        let mut acc = 0;
+        for (i, e) in selected.iter().enumerate() {
+            acc += e.weight;
+            if acc * groups >= total * bounds.len() && bounds.len() < groups {
+                bounds.push(i + 1);
             }
-            parts
-        });
+        }
+        bounds.push(selected.len());
+        bounds.dedup();
+        let n = bounds.len() - 1;
+        let next = AtomicUsize::new(0);
+        let work = || {
+            let mut done = Vec::new();
+            loop {
+                let k = next.fetch_add(1, AtomicOrdering::Relaxed);
+                if k >= n {
+                    return done;
+                }
+                let (a, b) = (bounds[k], bounds[k + 1]);
+                done.push((k, fmt.part(&selected[a..b], a, k == 0, k + 1 == n)));
+            }
+        };
+        let mut parts: Vec<(usize, String)> = if n > 1 {
+            std::thread::scope(|s| {
+                let work = &work;
+                let other = s.spawn(move || work());
+                let mut parts = work();
+                parts.extend(
+                    other
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                );
+                parts
+            })
+        } else {
+            work()
+        };
+        parts.sort_unstable_by_key(|(k, _)| *k);
+        let parts = parts.into_iter().map(|(_, p)| p).collect();
         Ok(parts)
     }
 
@@ -399,4 +428,229 @@ fn parse_import(value: serde_json::Value) -> Result<Vec<Imported>, StateError> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::pyjson::Tree;
+    use super::*;
+
+    /// Deployments read back with plain queries and maps: the model the bulk
+    /// readers must agree with. (uuid → (attrs, [(id, name, type, attrs)]))
+    type Model = BTreeMap<String, (BTreeMap<String, String>, Vec<ModelResource>)>;
+    type ModelResource = (i64, String, String, BTreeMap<String, String>);
+
+    fn model(sf: &StateFile) -> Model {
+        let c = &sf.conn;
+        let mut m = Model::new();
+        let mut s = c.prepare("select uuid from Deployments").expect("prepare");
+        for u in s.query_map([], |r| r.get::<_, String>(0)).expect("query") {
+            m.insert(u.expect("row"), Default::default());
+        }
+        let mut s = c
+            .prepare("select deployment, name, value from DeploymentAttrs")
+            .expect("prepare");
+        let rows = s
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query");
+        for row in rows {
+            let (d, k, v) = row.expect("row");
+            m.get_mut(&d).expect("deployment").0.insert(k, v);
+        }
+        let mut s = c
+            .prepare("select id, deployment, name, type from Resources order by id")
+            .expect("prepare");
+        let rows = s
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
+            })
+            .expect("query");
+        let mut depl_of = BTreeMap::new();
+        for row in rows {
+            let (id, d, name, type_) = row.expect("row");
+            depl_of.insert(id, d.clone());
+            m.get_mut(&d)
+                .expect("deployment")
+                .1
+                .push((id, name, type_, BTreeMap::new()));
+        }
+        let mut s = c
+            .prepare("select machine, name, value from ResourceAttrs")
+            .expect("prepare");
+        let rows = s
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query");
+        for row in rows {
+            let (id, k, v) = row.expect("row");
+            let d = &depl_of[&id];
+            let res = m.get_mut(d).expect("deployment").1.iter_mut();
+            let res = res.filter(|r| r.0 == id).next().expect("resource");
+            res.3.insert(k, v);
+        }
+        m
+    }
+
+    /// The export of `uuids` from the model, through the plain tree printer.
+    fn model_export(m: &Model, uuids: &[&str], style: PyStyle) -> String {
+        let mut top = Vec::new();
+        for (u, (attrs, resources)) in m.iter().filter(|(u, _)| uuids.contains(&u.as_str())) {
+            let mut res: Vec<(&str, Tree<'_>)> = Vec::new();
+            for (_, name, type_, attrs) in resources {
+                if res.iter().any(|(n, _)| n == name) {
+                    continue; // the first of a name (lowest id) wins
+                }
+                let attrs = attrs.iter().map(|(k, v)| (k.as_str(), Tree::Str(v))).collect();
+                res.push((name, Tree::sorted_with(attrs, "type", Tree::Str(type_))));
+            }
+            res.sort_by(|a, b| a.0.cmp(b.0));
+            let attrs = attrs.iter().map(|(k, v)| (k.as_str(), Tree::Str(v))).collect();
+            top.push((u.as_str(), Tree::sorted_with(attrs, "resources", Tree::Map(res))));
+        }
+        pyjson::dumps_pretty(&Tree::Map(top), style)
+    }
+
+    /// A file large enough for the parallel paths, with every corner the export
+    /// shape has: attributes named `type` and `resources`, names sorting around
+    /// them, duplicate resource names, escapes, non-ASCII text, empty values and
+    /// rows of one machine scattered in rowid order.
+    fn tricky_file(dir: &std::path::Path) -> StateFile {
+        let sf = StateFile::open(&dir.join("big.nixops")).expect("create");
+        let c = &sf.conn;
+        c.execute_batch("begin").expect("begin");
+        let depls = ["b-depl", "a-depl", "c-empty"];
+        for d in depls {
+            c.execute("insert into Deployments(uuid) values (?)", [d])
+                .expect("depl");
+        }
+        for (k, v) in [
+            ("name", "net-a"),
+            ("resources", "shadowed"),
+            ("rollbackEnabled", "1"),
+            ("args", "{\"x\": \"\\\"q\\\"\"}"),
+            ("zz", ""),
+        ] {
+            c.execute(
+                "insert into DeploymentAttrs values ('a-depl', ?, ?)",
+                [k, v],
+            )
+            .expect("attr");
+        }
+        c.execute("insert into DeploymentAttrs values ('b-depl', 'description', 'Réseau ☃ 😀')", [])
+            .expect("attr");
+        let values = [
+            "3",
+            "",
+            "plain text",
+            "quote \" and back\\slash",
+            "line\nbreak\ttab\u{1}\u{7f}",
+            "ünïcödé ☃ 😀",
+            "/nix/store/7v2q7nvs2i8l1s2b3c40h9v6x3mygm2l-nixos-system-machine-19.03",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----",
+        ];
+        let names = ["state", "type", "toplevel", "typo", "a", "u", "vmId", "keys"];
+        for i in 0..5000_i64 {
+            let d = if i % 3 == 0 { "a-depl" } else { "b-depl" };
+            // Every 50th name repeats an earlier one: duplicates in the schema.
+            let name = format!("m{}", if i % 50 == 49 { i - 7 } else { i });
+            let type_ = if i % 7 == 0 { "virtualbox" } else { "none" };
+            c.execute(
+                "insert into Resources(deployment, name, type) values (?, ?, ?)",
+                [d, &name, type_],
+            )
+            .expect("resource");
+        }
+        // Attribute by attribute, as NixOps' first deploy does: a machine's rows
+        // are far apart in rowid order.
+        for (n, name) in names.iter().enumerate() {
+            c.execute(
+                "insert into ResourceAttrs select id, ?1, ?2 from Resources where id % 5 != ?3",
+                rusqlite::params![name, values[n % values.len()], (n % 5) as i64],
+            )
+            .expect("attrs");
+        }
+        c.execute_batch(
+            "insert or replace into ResourceAttrs select id, 'state', '5' from Resources where id % 11 = 0",
+        )
+        .expect("replace");
+        for i in 0..values.len() {
+            c.execute(
+                "insert or replace into ResourceAttrs select id, 'vmId', ? from Resources where id % 13 = ?",
+                rusqlite::params![values[i], i as i64],
+            )
+            .expect("replace");
+        }
+        c.execute_batch("commit").expect("commit");
+        sf
+    }
+
+    #[test]
+    fn bulk_export_matches_the_plain_model() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sf = tricky_file(dir.path());
+        let bounds = super::super::scan::rowid_bounds(&sf.conn).expect("bounds");
+        assert!(
+            super::super::scan::wants_side(bounds) && sf.is_large(),
+            "the file must be large enough for the parallel paths: {bounds:?}"
+        );
+        let m = model(&sf);
+        let all: Vec<String> = m.keys().cloned().collect();
+        let all_refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        for style in [PyStyle::Python2, PyStyle::Python3] {
+            let parts = sf.export_parts(&all, style).expect("export");
+            assert!(parts.len() > 1, "a large export is formatted in parts");
+            assert_eq!(parts.concat(), model_export(&m, &all_refs, style));
+            for subset in [&["a-depl"][..], &["c-empty"], &["c-empty", "b-depl"]] {
+                let uuids: Vec<String> = subset.iter().map(|s| s.to_string()).collect();
+                assert_eq!(
+                    sf.export_styled(&uuids, style).expect("export subset"),
+                    model_export(&m, subset, style),
+                    "{subset:?}"
+                );
+            }
+        }
+        let err = sf
+            .export(&["a-depl".to_owned(), "nope".to_owned()])
+            .expect_err("missing deployment");
+        assert!(matches!(err, StateError::NoSuchDeployment { uuid } if uuid == "nope"));
+    }
+
+    #[test]
+    fn bulk_loads_match_the_plain_model() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sf = tricky_file(dir.path());
+        let m = model(&sf);
+        let check = |depls: Vec<DeploymentRecord>, only: Option<&[&str]>| {
+            assert_eq!(depls.len(), m.len());
+            for (d, (u, (attrs, resources))) in depls.iter().zip(&m) {
+                assert_eq!((&d.uuid, &d.attrs), (u, attrs));
+                assert_eq!(d.resources.len(), resources.len());
+                for (r, (id, name, type_, attrs)) in d.resources.iter().zip(resources) {
+                    assert_eq!((r.id, &r.name, &r.type_), (*id, name, type_));
+                    let mut want = attrs.clone();
+                    if let Some(only) = only {
+                        want.retain(|k, _| only.contains(&k.as_str()));
+                    }
+                    assert_eq!(r.attrs, want, "resource {id}");
+                }
+            }
+        };
+        check(sf.deployments().expect("all"), None);
+        let only = ["vmId", "type", "missing"];
+        check(sf.deployments_with_attrs(&only).expect("some"), Some(&only));
+        let snap = sf.snapshot_with_attrs(&only).expect("snapshot");
+        for (i, (d, (_, (_, resources)))) in snap.deployments().iter().zip(&m).enumerate() {
+            assert!(d.resources.is_empty());
+            let views: Vec<_> = snap.resources(i).collect();
+            assert_eq!(views.len(), resources.len());
+            for (v, (id, name, type_, attrs)) in views.iter().zip(resources) {
+                assert_eq!((v.id, v.name, v.type_), (*id, name.as_str(), type_.as_str()));
+                for k in ["vmId", "type", "missing", "state"] {
+                    let want = attrs.get(k).filter(|_| only.contains(&k));
+                    assert_eq!(v.attr(k), want.map(String::as_str), "{id} {k}");
+                }
+            }
+        }
+    }
 }

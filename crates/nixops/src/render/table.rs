@@ -4,6 +4,8 @@
 //! their column, multi-line cells are split on newlines, and ANSI colour escapes
 //! do not count towards a column's width. Centring follows Python's `str.center`.
 
+use std::borrow::Cow;
+
 /// How the cells of a column are aligned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Align {
@@ -12,14 +14,15 @@ pub enum Align {
     Right,
 }
 
-/// A table with a header row.
+/// A table with a header row. Cells may borrow their text (`'a`), so a table of
+/// thousands of machines need not copy every name.
 #[derive(Debug)]
-pub struct Table {
+pub struct Table<'a> {
     columns: Vec<(String, Align)>,
-    rows: Vec<Vec<String>>,
+    rows: Vec<Vec<Cow<'a, str>>>,
 }
 
-impl Table {
+impl<'a> Table<'a> {
     pub fn new(columns: &[(&str, Align)]) -> Self {
         Table {
             columns: columns.iter().map(|(h, a)| (h.to_string(), *a)).collect(),
@@ -28,9 +31,9 @@ impl Table {
     }
 
     /// Add a row; it must have one cell per column.
-    pub fn push(&mut self, row: Vec<String>) {
+    pub fn push<C: Into<Cow<'a, str>>>(&mut self, row: Vec<C>) {
         debug_assert_eq!(row.len(), self.columns.len());
-        self.rows.push(row);
+        self.rows.push(row.into_iter().map(Into::into).collect());
     }
 
     /// The table as text, ending in a newline.
@@ -38,7 +41,11 @@ impl Table {
         let mut widths: Vec<usize> = self.columns.iter().map(|(h, _)| width(h)).collect();
         for row in &self.rows {
             for (w, cell) in widths.iter_mut().zip(row) {
-                *w = cell.split('\n').map(width).fold(*w, usize::max);
+                *w = if cell.contains('\n') {
+                    cell.split('\n').map(width).fold(*w, usize::max)
+                } else {
+                    width(cell).max(*w)
+                };
             }
         }
         let border = {
@@ -53,29 +60,35 @@ impl Table {
         let mut out = String::with_capacity(border.len() * (self.rows.len() + 4));
         out.push_str(&border);
         let header: Vec<&str> = self.columns.iter().map(|(h, _)| h.as_str()).collect();
-        self.push_line(&mut out, &widths, &header);
+        self.push_line(&mut out, &widths, header.iter().copied());
         out.push_str(&border);
         if self.rows.is_empty() {
             return out;
         }
         for row in &self.rows {
+            if !row.iter().any(|c| c.contains('\n')) {
+                self.push_line(&mut out, &widths, row.iter().map(|c| c.as_ref()));
+                continue;
+            }
             let lines: Vec<Vec<&str>> = row.iter().map(|c| c.split('\n').collect()).collect();
             let height = lines.iter().map(Vec::len).max().unwrap_or(1);
             for i in 0..height {
-                let cells: Vec<&str> = lines
-                    .iter()
-                    .map(|l| l.get(i).copied().unwrap_or(""))
-                    .collect();
-                self.push_line(&mut out, &widths, &cells);
+                let cells = lines.iter().map(|l| l.get(i).copied().unwrap_or(""));
+                self.push_line(&mut out, &widths, cells);
             }
         }
         out.push_str(&border);
         out
     }
 
-    fn push_line(&self, out: &mut String, widths: &[usize], cells: &[&str]) {
+    fn push_line<'c>(
+        &self,
+        out: &mut String,
+        widths: &[usize],
+        cells: impl Iterator<Item = &'c str>,
+    ) {
         out.push('|');
-        for ((cell, w), (_, align)) in cells.iter().zip(widths).zip(&self.columns) {
+        for ((cell, w), (_, align)) in cells.zip(widths).zip(&self.columns) {
             out.push(' ');
             pad(out, cell, *w, *align);
             out.push_str(" |");
@@ -93,13 +106,26 @@ fn pad(out: &mut String, text: &str, width: usize, align: Align) {
         // and the total width are odd.
         Align::Center => margin / 2 + (margin & width & 1),
     };
-    out.extend(std::iter::repeat_n(' ', left));
+    push_spaces(out, left);
     out.push_str(text);
-    out.extend(std::iter::repeat_n(' ', margin - left));
+    push_spaces(out, margin - left);
+}
+
+fn push_spaces(out: &mut String, mut n: usize) {
+    const SPACES: &str = "                                                                ";
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        out.push_str(&SPACES[..k]);
+        n -= k;
+    }
 }
 
 /// Display width: characters, not counting ANSI escape sequences.
 pub fn width(text: &str) -> usize {
+    // The common case, checked with two fast scans: ASCII without escapes.
+    if text.is_ascii() && !text.as_bytes().contains(&0x1b) {
+        return text.len();
+    }
     let mut n = 0;
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
