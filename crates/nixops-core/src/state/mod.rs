@@ -891,15 +891,17 @@ fn read_small_tables(
     }
     // Sorted here (not by SQL) so the order is Rust's, which the lookups rely on.
     depls.sort_unstable_by(|a, b| a.uuid.cmp(&b.uuid));
-    let find = |depls: &[DeploymentRecord], u: &str| {
-        depls.binary_search_by(|d| d.uuid.as_str().cmp(u)).ok()
+    let find = |depls: &[DeploymentRecord], u: &[u8]| {
+        depls
+            .binary_search_by(|d| d.uuid.as_bytes().cmp(u))
+            .ok()
     };
     let mut stmt = conn.prepare_cached(
         "select deployment, name, value from DeploymentAttrs where ?1 is null or deployment = ?1",
     )?;
     let mut rows = stmt.query([uuid])?;
     while let Some(r) = rows.next()? {
-        if let Some(i) = find(&depls, r.get_ref(0)?.as_str()?) {
+        if let Some(i) = find(&depls, r.get_ref(0)?.as_bytes()?) {
             depls[i].attrs.insert(r.get(1)?, r.get(2)?);
         }
     }
@@ -908,8 +910,18 @@ fn read_small_tables(
         "select id, deployment, name, type from Resources where ?1 is null or deployment = ?1 order by id",
     )?;
     let mut rows = stmt.query([uuid])?;
+    // Resources of one deployment usually follow each other: try the last one first.
+    let mut last = None;
     while let Some(r) = rows.next()? {
-        if let Some(i) = find(&depls, r.get_ref(1)?.as_str()?) {
+        let u = r.get_ref(1)?.as_bytes()?;
+        let depl = match last {
+            Some(i) if depls.get(i).is_some_and(|d: &DeploymentRecord| d.uuid.as_bytes() == u) => {
+                Some(i)
+            }
+            _ => find(&depls, u),
+        };
+        last = depl;
+        if let Some(i) = depl {
             resources.push((
                 i,
                 ResourceRecord {

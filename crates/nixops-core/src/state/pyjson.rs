@@ -20,21 +20,38 @@ pub enum PyStyle {
     Python3,
 }
 
+/// Whether byte `b` stands for itself in a JSON string literal with
+/// `ensure_ascii=True`: printable ASCII other than `"` and `\`.
+pub(super) fn is_plain_byte(b: u8) -> bool {
+    (b.wrapping_sub(b' ') < 0x5f) & (b != b'"') & (b != b'\\')
+}
+
 /// Append `s` as a JSON string literal with Python's `ensure_ascii=True` escaping.
 pub fn write_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
-    let mut rest = s;
-    // Copy runs of printable ASCII in one go; only the rest is looked at per char.
-    while let Some(pos) = rest
-        .bytes()
-        .position(|b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\')
-    {
-        out.push_str(&rest[..pos]);
-        let c = rest[pos..]
+    let bytes = s.as_bytes();
+    // Runs of plain bytes are copied in one go; they are skipped 16 at a time
+    // (a test without early exit, which the compiler vectorises).
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(block) = bytes.get(i..i + 16) {
+            if block.iter().fold(true, |ok, &b| ok & is_plain_byte(b)) {
+                i += 16;
+                continue;
+            }
+        }
+        if is_plain_byte(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        // `i` is a char boundary: plain bytes are ASCII and escapes take whole chars.
+        out.push_str(&s[run..i]);
+        let c = s[i..]
             .chars()
             .next()
-            .expect("invariant: pos is a char boundary inside rest");
+            .expect("invariant: i is a char boundary inside s");
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -51,9 +68,10 @@ pub fn write_str(out: &mut String, s: &str) {
                 }
             }
         }
-        rest = &rest[pos + c.len_utf8()..];
+        i += c.len_utf8();
+        run = i;
     }
-    out.push_str(rest);
+    out.push_str(&s[run..]);
     out.push('"');
 }
 

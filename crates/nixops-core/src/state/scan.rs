@@ -121,7 +121,7 @@ const PLAIN: u32 = 1 << 31;
 /// as is, also with Python's `ensure_ascii`).
 pub(super) fn is_plain(s: &[u8]) -> bool {
     // Blocks without early exit inside, so the compiler can vectorise the test.
-    let ok = |b: u8| (b.wrapping_sub(b' ') < 0x5f) & (b != b'"') & (b != b'\\');
+    let ok = super::pyjson::is_plain_byte;
     let mut blocks = s.chunks_exact(32);
     blocks.all(|block| block.iter().fold(true, |acc, &b| acc & ok(b)))
         && blocks.remainder().iter().all(|&b| ok(b))
