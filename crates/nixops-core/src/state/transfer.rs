@@ -7,7 +7,6 @@
 //! checked before anything is written, and everything is written in one transaction.
 
 use std::cmp::Ordering;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use super::pyjson::{self, PyStyle};
 use super::records::DeploymentRecord;
@@ -20,8 +19,8 @@ use super::{
 /// Exports larger than this (estimated bytes) are formatted on two threads.
 const PARALLEL_EXPORT_BYTES: usize = 1 << 20;
 
-/// How many groups of deployments a parallel export is split into.
-const EXPORT_GROUPS: usize = 8;
+/// The size of the pieces the first half of an export is handed out in.
+const STREAM_PIECE: usize = 1 << 20;
 
 /// One deployment to export.
 struct Export<'a> {
@@ -77,44 +76,33 @@ impl<'a> Formatter<'a> {
         }
     }
 
-    /// The text of `depls`, the `start`th and following of the export: with the
-    /// opening brace if `first`, the closing one if `last`.
-    fn part(&self, depls: &[Export<'_>], start: usize, first: bool, last: bool) -> String {
-        let weight: usize = depls.iter().map(|e| e.weight).sum();
-        let mut out = String::with_capacity(weight + weight / 8);
-        if first {
-            out.push('{');
+    /// Append the `index`th deployment of the export (`"uuid": {...}`, after a
+    /// separator unless it is the first).
+    fn deployment(&self, out: &mut String, e: &Export<'_>, index: usize) {
+        if index > 0 {
+            out.push_str(self.sep);
         }
-        for (i, e) in depls.iter().enumerate() {
-            if start + i > 0 {
-                out.push_str(self.sep);
-            }
-            out.push_str(IND1);
-            pyjson::write_str(&mut out, &e.depl.uuid);
-            out.push_str(": {");
-            let mut n = 0;
-            let mut resources_done = false;
-            for (k, v) in &e.depl.attrs {
-                if !resources_done && k.as_str() >= "resources" {
-                    self.resources(&mut out, &mut n, &e.resources);
-                    resources_done = true;
-                    if k == "resources" {
-                        continue;
-                    }
+        out.push_str(IND1);
+        pyjson::write_str(out, &e.depl.uuid);
+        out.push_str(": {");
+        let mut n = 0;
+        let mut resources_done = false;
+        for (k, v) in &e.depl.attrs {
+            if !resources_done && k.as_str() >= "resources" {
+                self.resources(out, &mut n, &e.resources);
+                resources_done = true;
+                if k == "resources" {
+                    continue;
                 }
-                self.entry(&mut out, &mut n, IND2, k);
-                pyjson::write_str(&mut out, v);
             }
-            if !resources_done {
-                self.resources(&mut out, &mut n, &e.resources);
-            }
-            out.push_str(IND1);
-            out.push('}');
+            self.entry(out, &mut n, IND2, k);
+            pyjson::write_str(out, v);
         }
-        if last {
-            out.push_str("\n}");
+        if !resources_done {
+            self.resources(out, &mut n, &e.resources);
         }
-        out
+        out.push_str(IND1);
+        out.push('}');
     }
 
     /// Start the `n`th entry of an object: separator, newline, indentation, key.
@@ -215,13 +203,21 @@ impl StateFile {
 
     /// Export in the given Python's pretty-printing style.
     pub fn export_styled(&self, uuids: &[String], style: PyStyle) -> Result<String, StateError> {
-        Ok(self.export_parts(uuids, style)?.concat())
+        let mut text = String::new();
+        self.export_with(uuids, style, |piece| text.push_str(piece))?;
+        Ok(text)
     }
 
-    /// The text of [`StateFile::export_styled`] in parts, to be written one after
-    /// the other: large exports are formatted in parallel, and writing the parts
-    /// avoids copying them into one string.
-    pub fn export_parts(&self, uuids: &[String], style: PyStyle) -> Result<Vec<String>, StateError> {
+    /// The text of [`StateFile::export_styled`], handed to `sink` piece by piece
+    /// in order. A large export is formatted on two threads and never held whole:
+    /// the first half goes out through one reused buffer while the second half is
+    /// formatted, which saves touching megabytes of fresh memory.
+    pub fn export_with(
+        &self,
+        uuids: &[String],
+        style: PyStyle,
+        mut sink: impl FnMut(&str),
+    ) -> Result<(), StateError> {
         let filter = match uuids {
             [one] => Some(one.as_str()),
             _ => None,
@@ -269,56 +265,59 @@ impl StateFile {
         }
         let fmt = Formatter::new(&loaded, table, style);
         if selected.is_empty() {
-            return Ok(vec!["{}".to_owned()]);
+            sink("{}");
+            return Ok(());
         }
-        // Groups of deployments of about equal size, formatted by two threads
-        // taking groups in turn; the parts are in group order.
-        let groups = if total >= PARALLEL_EXPORT_BYTES {
-            EXPORT_GROUPS
-        } else {
-            1
-        };
-        let mut bounds = vec![0];
-        let mut acc = 0;
-        for (i, e) in selected.iter().enumerate() {
-            acc += e.weight;
-            if acc * groups >= total * bounds.len() && bounds.len() < groups {
-                bounds.push(i + 1);
-            }
+        // Two halves of about equal size; the second is formatted on its own thread.
+        let mut split = selected.len();
+        if total >= PARALLEL_EXPORT_BYTES {
+            let mut acc = 0;
+            split = selected
+                .iter()
+                .position(|e| {
+                    acc += e.weight;
+                    acc * 2 >= total
+                })
+                .map_or(selected.len(), |i| i + 1);
         }
-        bounds.push(selected.len());
-        bounds.dedup();
-        let n = bounds.len() - 1;
-        let next = AtomicUsize::new(0);
-        let work = || {
-            let mut done = Vec::new();
-            loop {
-                let k = next.fetch_add(1, AtomicOrdering::Relaxed);
-                if k >= n {
-                    return done;
+        let (first, second) = selected.split_at(split);
+        std::thread::scope(|s| {
+            let other = (!second.is_empty()).then(|| {
+                s.spawn(|| {
+                    let weight: usize = second.iter().map(|e| e.weight).sum();
+                    let mut text = String::with_capacity(weight + weight / 8);
+                    for (i, e) in second.iter().enumerate() {
+                        fmt.deployment(&mut text, e, split + i);
+                    }
+                    text.push_str("\n}");
+                    text
+                })
+            });
+            let mut buf = String::with_capacity(STREAM_PIECE + STREAM_PIECE / 4);
+            buf.push('{');
+            for (i, e) in first.iter().enumerate() {
+                fmt.deployment(&mut buf, e, i);
+                if buf.len() >= STREAM_PIECE {
+                    sink(&buf);
+                    buf.clear();
                 }
-                let (a, b) = (bounds[k], bounds[k + 1]);
-                done.push((k, fmt.part(&selected[a..b], a, k == 0, k + 1 == n)));
             }
-        };
-        let mut parts: Vec<(usize, String)> = if n > 1 {
-            std::thread::scope(|s| {
-                let work = &work;
-                let other = s.spawn(move || work());
-                let mut parts = work();
-                parts.extend(
-                    other
-                        .join()
-                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                );
-                parts
-            })
-        } else {
-            work()
-        };
-        parts.sort_unstable_by_key(|(k, _)| *k);
-        let parts = parts.into_iter().map(|(_, p)| p).collect();
-        Ok(parts)
+            match other {
+                None => {
+                    buf.push_str("\n}");
+                    sink(&buf);
+                }
+                Some(other) => {
+                    sink(&buf);
+                    sink(
+                        &other
+                            .join()
+                            .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                    );
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Import deployments from export JSON; returns their UUIDs in input order (the
@@ -598,8 +597,10 @@ mod tests {
         let all: Vec<String> = m.keys().cloned().collect();
         let all_refs: Vec<&str> = all.iter().map(String::as_str).collect();
         for style in [PyStyle::Python2, PyStyle::Python3] {
-            let parts = sf.export_parts(&all, style).expect("export");
-            assert!(parts.len() > 1, "a large export is formatted in parts");
+            let mut parts = Vec::new();
+            sf.export_with(&all, style, |p| parts.push(p.to_owned()))
+                .expect("export");
+            assert!(parts.len() > 1, "a large export is handed out in pieces");
             assert_eq!(parts.concat(), model_export(&m, &all_refs, style));
             for subset in [&["a-depl"][..], &["c-empty"], &["c-empty", "b-depl"]] {
                 let uuids: Vec<String> = subset.iter().map(|s| s.to_string()).collect();

@@ -27,12 +27,16 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
     } else {
         vec![state.find_deployment(settings.deployment.as_deref())?]
     };
-    let parts = state.export_parts(&uuids, PyStyle::Python2)?;
-    // The parts straight to stdout: a large export is megabytes, not worth copying
-    // into one string or through line buffering.
+    // Pieces straight to stdout as they are made: a large export is megabytes.
     let mut out = std::io::stdout().lock();
-    for part in &parts {
-        out.write_all(part.as_bytes())?;
+    let mut failed = None;
+    state.export_with(&uuids, PyStyle::Python2, |piece| {
+        if failed.is_none() {
+            failed = out.write_all(piece.as_bytes()).err();
+        }
+    })?;
+    if let Some(err) = failed {
+        return Err(err.into());
     }
     out.write_all(b"\n")?;
     out.flush()?;
