@@ -30,7 +30,7 @@ use std::process::ExitCode;
 
 use nixops_core::backend::is_machine_type;
 use nixops_core::generations::{self, Profile};
-use nixops_core::names::natural_cmp;
+use nixops_core::names::natural_key;
 use nixops_core::state::{DeploymentRecord, ResourceRecord, ResourceState, ResourceView};
 
 use crate::error::CliResult;
@@ -287,7 +287,7 @@ fn rows_of<'a>(
             }
         }
     }
-    names.sort_by(|a, b| a.0.cmp(b.0).then_with(|| natural_cmp(a.1, b.1)));
+    names.sort_by_cached_key(|&(type_, name)| (type_, natural_key(name)));
     // Look names up by hash, not by scanning: a deployment may have hundreds of
     // machines. The first resource of a name wins, as `DeploymentRecord::resource`.
     let mut by_name: HashMap<&str, &ResourceView<'a>> = HashMap::with_capacity(resources.len());
