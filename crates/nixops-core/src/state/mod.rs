@@ -4,7 +4,8 @@
 //! creation and the v1→v2→v3 migrations, refusal of newer or foreign files without
 //! touching them), bulk loading of deployments, deployment selection by `-d`, every
 //! mutation (each in one immediate transaction), export/import and the deployment
-//! lock. Files it writes open in Python NixOps and vice versa. It never prints:
+//! lock. Commands that only read open the file without writing anything
+//! ([`StateFile::open_for_reading`]). Files it writes open in Python NixOps and vice versa. It never prints:
 //! migrations and other notable events are returned as values for the CLI to show.
 
 mod args;
@@ -858,13 +859,16 @@ enum AttrSet<'a> {
     Only(&'a [&'a str]),
 }
 
+/// A resource with the position of its deployment in a deployment list.
+type PlacedResource = (usize, ResourceRecord);
+
 /// What one read transaction loaded.
 struct Loaded {
     /// Deployments sorted by UUID, with their attributes; `resources` empty.
     depls: Vec<DeploymentRecord>,
     /// Resources sorted by id with the position of their deployment in `depls`;
     /// `attrs` empty.
-    resources: Vec<(usize, ResourceRecord)>,
+    resources: Vec<PlacedResource>,
     /// The resource attributes read, by position in `resources`.
     table: Option<scan::AttrTable>,
 }
@@ -873,7 +877,7 @@ struct Loaded {
 fn read_small_tables(
     conn: &Connection,
     uuid: Option<&str>,
-) -> rusqlite::Result<(Vec<DeploymentRecord>, Vec<(usize, ResourceRecord)>)> {
+) -> rusqlite::Result<(Vec<DeploymentRecord>, Vec<PlacedResource>)> {
     let filter = uuid.is_some();
     let mut depls: Vec<DeploymentRecord> = Vec::new();
     let mut stmt = conn.prepare_cached(if filter {
@@ -892,9 +896,7 @@ fn read_small_tables(
     // Sorted here (not by SQL) so the order is Rust's, which the lookups rely on.
     depls.sort_unstable_by(|a, b| a.uuid.cmp(&b.uuid));
     let find = |depls: &[DeploymentRecord], u: &[u8]| {
-        depls
-            .binary_search_by(|d| d.uuid.as_bytes().cmp(u))
-            .ok()
+        depls.binary_search_by(|d| d.uuid.as_bytes().cmp(u)).ok()
     };
     let mut stmt = conn.prepare_cached(
         "select deployment, name, value from DeploymentAttrs where ?1 is null or deployment = ?1",
@@ -905,7 +907,7 @@ fn read_small_tables(
             depls[i].attrs.insert(r.get(1)?, r.get(2)?);
         }
     }
-    let mut resources: Vec<(usize, ResourceRecord)> = Vec::new();
+    let mut resources: Vec<PlacedResource> = Vec::new();
     let mut stmt = conn.prepare_cached(
         "select id, deployment, name, type from Resources where ?1 is null or deployment = ?1 order by id",
     )?;
@@ -915,7 +917,11 @@ fn read_small_tables(
     while let Some(r) = rows.next()? {
         let u = r.get_ref(1)?.as_bytes()?;
         let depl = match last {
-            Some(i) if depls.get(i).is_some_and(|d: &DeploymentRecord| d.uuid.as_bytes() == u) => {
+            Some(i)
+                if depls
+                    .get(i)
+                    .is_some_and(|d: &DeploymentRecord| d.uuid.as_bytes() == u) =>
+            {
                 Some(i)
             }
             _ => find(&depls, u),

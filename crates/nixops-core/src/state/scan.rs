@@ -1,10 +1,13 @@
 //! Reading `ResourceAttrs` in bulk: the one table that grows with every machine.
 //!
 //! Owns the fast path for commands that read every machine of every deployment
-//! (`export --all`, `info --all`): rows are read in rowid order (no index walk),
-//! optionally in two rowid ranges on two connections in parallel, and copied into
-//! one buffer per range instead of one allocation per string. The two connections
-//! are made to read the same snapshot (see [`SideReader`]). It only reads, never
+//! (`export --all`, `info --all`): rows are read in rowid order (an index walk
+//! `order by machine` costs twice as much), on large files in blocks of the rowid
+//! range taken in turn by two connections on two threads, and copied into one
+//! buffer per connection instead of one allocation per string; then grouped by
+//! resource in memory, since a machine's rows need not be contiguous in rowid
+//! order (`insert or replace` gives a row a new rowid). The two connections are
+//! made to read the same snapshot (see [`SideReader`]). It only reads, never
 //! decides what to show, and never writes.
 
 use std::collections::HashMap;
@@ -439,12 +442,9 @@ impl AttrTable {
     /// (the table's primary key).
     pub(super) fn attrs(&self, s: usize) -> impl Iterator<Item = (&str, &str)> + '_ {
         let range = self.starts[s] as usize..self.starts[s + 1] as usize;
-        self.entries[range].iter().map(|e| {
-            (
-                self.names[e.rank as usize].as_str(),
-                self.value(e),
-            )
-        })
+        self.entries[range]
+            .iter()
+            .map(|e| (self.names[e.rank as usize].as_str(), self.value(e)))
     }
 
     fn value(&self, e: &Entry) -> &str {
@@ -495,14 +495,22 @@ mod tests {
 
     #[test]
     fn plain_means_no_json_escape() {
-        for s in ["", "abc", "/nix/store/x-y_z.1", "~ !#$%&'()*+,-./:;<=>?@[]^`{|}"] {
+        for s in [
+            "",
+            "abc",
+            "/nix/store/x-y_z.1",
+            "~ !#$%&'()*+,-./:;<=>?@[]^`{|}",
+        ] {
             assert!(is_plain(s.as_bytes()), "{s:?}");
         }
         let long = "x".repeat(100);
         for bad in ["\"", "\\", "\n", "\u{1f}", "\u{7f}", "é", "☃"] {
             assert!(!is_plain(bad.as_bytes()), "{bad:?}");
             // In the vectorised blocks and in the remainder.
-            assert!(!is_plain(format!("{long}{bad}{long}").as_bytes()), "{bad:?}");
+            assert!(
+                !is_plain(format!("{long}{bad}{long}").as_bytes()),
+                "{bad:?}"
+            );
             assert!(!is_plain(format!("{long}{bad}").as_bytes()), "{bad:?}");
         }
     }

@@ -5,6 +5,11 @@
 //! `json.dumps(indent=2, sort_keys=True)`, and the import of that shape. Import is
 //! stricter and safer than NixOps: the whole input is validated and every UUID
 //! checked before anything is written, and everything is written in one transaction.
+//!
+//! Export writes its text directly from the bulk read (`scan`), without a tree
+//! of values: attribute names are escaped once per name, values that need no
+//! escaping (checked while they were read) are copied as they are, and a large
+//! export is formatted on two threads.
 
 use std::cmp::Ordering;
 
@@ -12,8 +17,8 @@ use super::pyjson::{self, PyStyle};
 use super::records::DeploymentRecord;
 use super::scan::AttrTable;
 use super::{
-    deployment_exists, insert_resource, set_depl_attrs, set_res_attrs, AttrSet, Loaded,
-    StateError, StateFile,
+    deployment_exists, insert_resource, set_depl_attrs, set_res_attrs, AttrSet, Loaded, StateError,
+    StateFile,
 };
 
 /// Exports larger than this (estimated bytes) are formatted on two threads.
@@ -63,7 +68,11 @@ impl<'a> Formatter<'a> {
                 k
             })
             .collect();
-        let vs_type = table.names().iter().map(|n| n.as_str().cmp("type")).collect();
+        let vs_type = table
+            .names()
+            .iter()
+            .map(|n| n.as_str().cmp("type"))
+            .collect();
         Formatter {
             loaded,
             table,
@@ -246,16 +255,12 @@ impl StateFile {
         let mut selected: Vec<Export<'_>> = Vec::new();
         let mut total = 0;
         for (d, mut res) in loaded.depls.iter().zip(by_depl) {
-            if filter.is_none() && !uuids.iter().any(|u| *u == d.uuid) {
+            if filter.is_none() && !uuids.contains(&d.uuid) {
                 continue;
             }
             res.sort_by(|&a, &b| loaded.resources[a].1.name.cmp(&loaded.resources[b].1.name));
             res.dedup_by(|a, b| loaded.resources[*a].1.name == loaded.resources[*b].1.name);
-            let weight: usize = res
-                .iter()
-                .map(|&r| table.weight(r) + 64)
-                .sum::<usize>()
-                + 256;
+            let weight: usize = res.iter().map(|&r| table.weight(r) + 64).sum::<usize>() + 256;
             total += weight;
             selected.push(Export {
                 depl: d,
@@ -463,7 +468,12 @@ mod tests {
             .expect("prepare");
         let rows = s
             .query_map([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
             })
             .expect("query");
         let mut depl_of = BTreeMap::new();
@@ -485,7 +495,7 @@ mod tests {
             let (id, k, v) = row.expect("row");
             let d = &depl_of[&id];
             let res = m.get_mut(d).expect("deployment").1.iter_mut();
-            let res = res.filter(|r| r.0 == id).next().expect("resource");
+            let res = res.into_iter().find(|r| r.0 == id).expect("resource");
             res.3.insert(k, v);
         }
         m
@@ -500,12 +510,21 @@ mod tests {
                 if res.iter().any(|(n, _)| n == name) {
                     continue; // the first of a name (lowest id) wins
                 }
-                let attrs = attrs.iter().map(|(k, v)| (k.as_str(), Tree::Str(v))).collect();
+                let attrs = attrs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Tree::Str(v)))
+                    .collect();
                 res.push((name, Tree::sorted_with(attrs, "type", Tree::Str(type_))));
             }
             res.sort_by(|a, b| a.0.cmp(b.0));
-            let attrs = attrs.iter().map(|(k, v)| (k.as_str(), Tree::Str(v))).collect();
-            top.push((u.as_str(), Tree::sorted_with(attrs, "resources", Tree::Map(res))));
+            let attrs = attrs
+                .iter()
+                .map(|(k, v)| (k.as_str(), Tree::Str(v)))
+                .collect();
+            top.push((
+                u.as_str(),
+                Tree::sorted_with(attrs, "resources", Tree::Map(res)),
+            ));
         }
         pyjson::dumps_pretty(&Tree::Map(top), style)
     }
@@ -536,8 +555,11 @@ mod tests {
             )
             .expect("attr");
         }
-        c.execute("insert into DeploymentAttrs values ('b-depl', 'description', 'Réseau ☃ 😀')", [])
-            .expect("attr");
+        c.execute(
+            "insert into DeploymentAttrs values ('b-depl', 'description', 'Réseau ☃ 😀')",
+            [],
+        )
+        .expect("attr");
         let values = [
             "3",
             "",
@@ -548,7 +570,9 @@ mod tests {
             "/nix/store/7v2q7nvs2i8l1s2b3c40h9v6x3mygm2l-nixos-system-machine-19.03",
             "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----",
         ];
-        let names = ["state", "type", "toplevel", "typo", "a", "u", "vmId", "keys"];
+        let names = [
+            "state", "type", "toplevel", "typo", "a", "u", "vmId", "keys",
+        ];
         for i in 0..5000_i64 {
             let d = if i % 3 == 0 { "a-depl" } else { "b-depl" };
             // Every 50th name repeats an earlier one: duplicates in the schema.
@@ -573,10 +597,10 @@ mod tests {
             "insert or replace into ResourceAttrs select id, 'state', '5' from Resources where id % 11 = 0",
         )
         .expect("replace");
-        for i in 0..values.len() {
+        for (i, value) in values.iter().enumerate() {
             c.execute(
                 "insert or replace into ResourceAttrs select id, 'vmId', ? from Resources where id % 13 = ?",
-                rusqlite::params![values[i], i as i64],
+                rusqlite::params![value, i as i64],
             )
             .expect("replace");
         }
@@ -646,7 +670,10 @@ mod tests {
             let views: Vec<_> = snap.resources(i).collect();
             assert_eq!(views.len(), resources.len());
             for (v, (id, name, type_, attrs)) in views.iter().zip(resources) {
-                assert_eq!((v.id, v.name, v.type_), (*id, name.as_str(), type_.as_str()));
+                assert_eq!(
+                    (v.id, v.name, v.type_),
+                    (*id, name.as_str(), type_.as_str())
+                );
                 for k in ["vmId", "type", "missing", "state"] {
                     let want = attrs.get(k).filter(|_| only.contains(&k));
                     assert_eq!(v.attr(k), want.map(String::as_str), "{id} {k}");

@@ -166,7 +166,7 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
             cells.push(r.deployment.into());
         }
         cells.extend([r.name, r.status, r.type_, r.resource_id, ip].map(Cow::from));
-        table.push(cells);
+        table.push_cells(cells);
     }
     out.push_str(&table.render());
     print!("{out}");

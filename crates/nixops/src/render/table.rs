@@ -31,9 +31,14 @@ impl<'a> Table<'a> {
     }
 
     /// Add a row; it must have one cell per column.
-    pub fn push<C: Into<Cow<'a, str>>>(&mut self, row: Vec<C>) {
+    pub fn push(&mut self, row: Vec<String>) {
+        self.push_cells(row.into_iter().map(Cow::Owned).collect());
+    }
+
+    /// Add a row of cells that may borrow their text; one cell per column.
+    pub fn push_cells(&mut self, row: Vec<Cow<'a, str>>) {
         debug_assert_eq!(row.len(), self.columns.len());
-        self.rows.push(row.into_iter().map(Into::into).collect());
+        self.rows.push(row);
     }
 
     /// The table as text, ending in a newline.
