@@ -528,8 +528,10 @@ impl StateFile {
         };
         let bulk = uuid.is_none() && !matches!(attrs, AttrSet::None);
         // The side connection notes the data version before the main read begins.
+        // It only speeds things up: if it cannot be had, the main one reads alone
+        // (and reports any real problem with the file itself).
         let side = if bulk && self.is_large() {
-            Some(scan::SideReader::open(&self.path, self.busy_timeout).map_err(&e)?)
+            scan::SideReader::open(&self.path, self.busy_timeout).ok()
         } else {
             None
         };
@@ -542,7 +544,7 @@ impl StateFile {
                 None
             };
             let side = match side {
-                Some(side) if scan::wants_side(bounds) => side.join()?,
+                Some(side) if scan::wants_side(bounds) => side.join().ok().flatten(),
                 _ => None,
             };
             let (small, chunks) =
