@@ -530,7 +530,8 @@ impl StateFile {
         // The side connection notes the data version before the main read begins.
         // It only speeds things up: if it cannot be had, the main one reads alone
         // (and reports any real problem with the file itself).
-        let side = if bulk && self.is_large() {
+        let file_len = self.file_len();
+        let side = if bulk && file_len >= scan::PARALLEL_MIN_BYTES {
             scan::SideReader::open(&self.path, self.busy_timeout).ok()
         } else {
             None
@@ -547,8 +548,10 @@ impl StateFile {
                 Some(side) if scan::wants_side(bounds) => side.join().ok().flatten(),
                 _ => None,
             };
-            let (small, chunks) =
-                scan::scan_all(conn, side, bounds, only, || read_small_tables(conn, uuid))?;
+            let text_hint = usize::try_from(file_len).unwrap_or(0);
+            let (small, chunks) = scan::scan_all(conn, side, bounds, only, text_hint, || {
+                read_small_tables(conn, uuid)
+            })?;
             let (depls, resources) = small;
             let chunks = match (attrs, uuid) {
                 (AttrSet::None, _) => None,
@@ -569,13 +572,13 @@ impl StateFile {
         result.map_err(e)
     }
 
-    /// Whether the file (with its WAL, which may hold most of a file written
-    /// recently) is large enough for a parallel scan to pay off.
-    fn is_large(&self) -> bool {
+    /// The size of the file with its WAL (which may hold most of a file written
+    /// recently): whether a parallel scan pays off, and how much it may read.
+    fn file_len(&self) -> u64 {
         let mut wal = self.path.as_os_str().to_owned();
         wal.push("-wal");
         let len = |p: &Path| fs::metadata(p).map_or(0, |m| m.len());
-        len(&self.path) + len(Path::new(&wal)) >= scan::PARALLEL_MIN_BYTES
+        len(&self.path) + len(Path::new(&wal))
     }
 
     /// Resolve `-d` as NixOps does: no selector → the only deployment; else an exact

@@ -273,13 +273,15 @@ pub(super) fn wants_side(bounds: Option<(i64, i64)>) -> bool {
 /// rowid order within blocks of the rowid range. With a `side` connection, a
 /// thread of its own starts on the blocks at once while `main_work` runs on
 /// `main`, which then takes blocks too: whichever is faster (the machine is
-/// shared, the main thread has more to do) scans more. Returns `main_work`'s
-/// result and one chunk per connection.
+/// shared, the main thread has more to do) scans more. `text_hint` bounds the
+/// bytes of values one connection may copy (the file's size). Returns
+/// `main_work`'s result and one chunk per connection.
 pub(super) fn scan_all<T>(
     main: &Connection,
     side: Option<Connection>,
     bounds: Option<(i64, i64)>,
     only: Option<&[&str]>,
+    text_hint: usize,
     main_work: impl FnOnce() -> rusqlite::Result<T>,
 ) -> rusqlite::Result<(T, Vec<Chunk>)> {
     let Some((lo, hi)) = bounds else {
@@ -295,7 +297,19 @@ pub(super) fn scan_all<T>(
         i64::try_from(at).unwrap_or(i64::MAX)
     };
     let scan = |conn: &Connection| -> rusqlite::Result<Chunk> {
-        let mut chunk = Chunk::default();
+        // Room for everything up front: memory not written to costs nothing,
+        // while growing would copy what was read so far.
+        let mut chunk = Chunk {
+            text: String::with_capacity(text_hint),
+            // Rowids may be sparse, but every row takes a few bytes of the file.
+            rows: Vec::with_capacity(
+                usize::try_from(hi - lo)
+                    .unwrap_or(0)
+                    .saturating_add(1)
+                    .min(text_hint / 8),
+            ),
+            ..Chunk::default()
+        };
         // No `name in (...)` for `only`: SQLite evaluates that per row at a
         // higher cost than the check on our side, which sees each name once.
         let mut stmt = conn.prepare_cached(

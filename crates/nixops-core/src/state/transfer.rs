@@ -614,7 +614,8 @@ mod tests {
         let sf = tricky_file(dir.path());
         let bounds = super::super::scan::rowid_bounds(&sf.conn).expect("bounds");
         assert!(
-            super::super::scan::wants_side(bounds) && sf.is_large(),
+            super::super::scan::wants_side(bounds)
+                && sf.file_len() >= super::super::scan::PARALLEL_MIN_BYTES,
             "the file must be large enough for the parallel paths: {bounds:?}"
         );
         let m = model(&sf);

@@ -95,8 +95,7 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let mut out = String::new();
     let mut json = Vec::new();
     let mut rows = Vec::new();
-    for ((depl, resources), defs) in depls.iter().zip(&defs) {
-        let depl_rows = rows_of(depl, resources, defs, &texts);
+    for ((depl, _), depl_rows) in depls.iter().zip(all_rows(&depls, &defs, &texts)) {
         if args.json {
             json.push(serde_json::json!({
                 "uuid": depl.uuid,
@@ -168,8 +167,8 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
         cells.extend([r.name, r.status, r.type_, r.resource_id, ip].map(Cow::from));
         table.push_cells(cells);
     }
-    out.push_str(&table.render());
-    print!("{out}");
+    // The header (if any), then the table as rendered: it can be megabytes.
+    print!("{out}{}", table.render());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -268,6 +267,43 @@ impl StatusTexts {
             .collect();
         StatusTexts { machine }
     }
+}
+
+/// Tables with more machines than this are built on two threads.
+const PARALLEL_ROWS: usize = 2000;
+
+/// The rows of every deployment; with many machines, the deployments are split
+/// over two threads.
+fn all_rows<'a>(
+    depls: &'a [(&'a DeploymentRecord, Vec<ResourceView<'a>>)],
+    defs: &'a [Definitions],
+    texts: &'a StatusTexts,
+) -> Vec<Vec<Row<'a>>> {
+    let one = |i: usize| rows_of(depls[i].0, &depls[i].1, &defs[i], texts);
+    let machines: usize = depls.iter().map(|(_, r)| r.len()).sum();
+    if machines < PARALLEL_ROWS {
+        return (0..depls.len()).map(one).collect();
+    }
+    // Split where half of the machines are on each side.
+    let mut acc = 0;
+    let mid = depls
+        .iter()
+        .position(|(_, r)| {
+            acc += r.len();
+            acc * 2 >= machines
+        })
+        .map_or(depls.len(), |i| i + 1);
+    std::thread::scope(|s| {
+        let one = &one;
+        let second = s.spawn(move || (mid..depls.len()).map(one).collect::<Vec<_>>());
+        let mut rows: Vec<_> = (0..mid).map(one).collect();
+        rows.extend(
+            second
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        );
+        rows
+    })
 }
 
 /// The rows of one deployment: every resource in state and every definition,

@@ -14,12 +14,15 @@ pub enum Align {
     Right,
 }
 
+/// One row's cells.
+type Cells<'a> = Vec<Cow<'a, str>>;
+
 /// A table with a header row. Cells may borrow their text (`'a`), so a table of
 /// thousands of machines need not copy every name.
 #[derive(Debug)]
 pub struct Table<'a> {
     columns: Vec<(String, Align)>,
-    rows: Vec<Vec<Cow<'a, str>>>,
+    rows: Vec<Cells<'a>>,
 }
 
 impl<'a> Table<'a> {
@@ -41,18 +44,29 @@ impl<'a> Table<'a> {
         self.rows.push(row);
     }
 
-    /// The table as text, ending in a newline.
+    /// The table as text, ending in a newline. Tables of thousands of rows are
+    /// measured and laid out on two threads.
     pub fn render(&self) -> String {
-        let mut widths: Vec<usize> = self.columns.iter().map(|(h, _)| width(h)).collect();
-        for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = if cell.contains('\n') {
-                    cell.split('\n').map(width).fold(*w, usize::max)
-                } else {
-                    width(cell).max(*w)
-                };
+        let measure = |rows: &[Cells<'a>]| {
+            let mut widths: Vec<usize> = self.columns.iter().map(|(h, _)| width(h)).collect();
+            for row in rows {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = if cell.contains('\n') {
+                        cell.split('\n').map(width).fold(*w, usize::max)
+                    } else {
+                        width(cell).max(*w)
+                    };
+                }
             }
-        }
+            widths
+        };
+        let widths = match self.halves() {
+            None => measure(&self.rows),
+            Some((a, b)) => {
+                let (wa, wb) = in_parallel(|| measure(a), || measure(b));
+                wa.into_iter().zip(wb).map(|(a, b)| a.max(b)).collect()
+            }
+        };
         let border = {
             let mut s = String::from("+");
             for w in &widths {
@@ -70,20 +84,42 @@ impl<'a> Table<'a> {
         if self.rows.is_empty() {
             return out;
         }
-        for row in &self.rows {
-            if !row.iter().any(|c| c.contains('\n')) {
-                self.push_line(&mut out, &widths, row.iter().map(|c| c.as_ref()));
-                continue;
+        let lay_out = |out: &mut String, rows: &[Cells<'a>]| {
+            for row in rows {
+                if !row.iter().any(|c| c.contains('\n')) {
+                    self.push_line(out, &widths, row.iter().map(|c| c.as_ref()));
+                    continue;
+                }
+                let lines: Vec<Vec<&str>> = row.iter().map(|c| c.split('\n').collect()).collect();
+                let height = lines.iter().map(Vec::len).max().unwrap_or(1);
+                for i in 0..height {
+                    let cells = lines.iter().map(|l| l.get(i).copied().unwrap_or(""));
+                    self.push_line(out, &widths, cells);
+                }
             }
-            let lines: Vec<Vec<&str>> = row.iter().map(|c| c.split('\n').collect()).collect();
-            let height = lines.iter().map(Vec::len).max().unwrap_or(1);
-            for i in 0..height {
-                let cells = lines.iter().map(|l| l.get(i).copied().unwrap_or(""));
-                self.push_line(&mut out, &widths, cells);
+        };
+        match self.halves() {
+            None => lay_out(&mut out, &self.rows),
+            Some((a, b)) => {
+                let second = in_parallel(
+                    || lay_out(&mut out, a),
+                    || {
+                        let mut text = String::with_capacity(border.len() * b.len());
+                        lay_out(&mut text, b);
+                        text
+                    },
+                )
+                .1;
+                out.push_str(&second);
             }
         }
         out.push_str(&border);
         out
+    }
+
+    /// The rows in two halves, when there are enough to share out.
+    fn halves(&self) -> Option<(&[Cells<'a>], &[Cells<'a>])> {
+        (self.rows.len() >= PARALLEL_ROWS).then(|| self.rows.split_at(self.rows.len() / 2))
     }
 
     fn push_line<'c>(
@@ -100,6 +136,18 @@ impl<'a> Table<'a> {
         }
         out.push('\n');
     }
+}
+
+/// Tables with more rows than this are rendered on two threads.
+const PARALLEL_ROWS: usize = 2000;
+
+/// Run `a` here and `b` on another thread.
+fn in_parallel<A, B: Send>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) -> (A, B) {
+    std::thread::scope(|s| {
+        let b = s.spawn(b);
+        let a = a();
+        (a, b.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })
 }
 
 fn pad(out: &mut String, text: &str, width: usize, align: Align) {
