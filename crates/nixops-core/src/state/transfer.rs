@@ -12,6 +12,7 @@
 //! export is formatted on two threads.
 
 use std::cmp::Ordering;
+use std::sync::{Mutex, PoisonError};
 
 use super::pyjson::{self, PyStyle};
 use super::records::DeploymentRecord;
@@ -219,8 +220,8 @@ impl StateFile {
 
     /// The text of [`StateFile::export_styled`], handed to `sink` piece by piece
     /// in order. A large export is formatted on two threads and never held whole:
-    /// the first half goes out through one reused buffer while the second half is
-    /// formatted, which saves touching megabytes of fresh memory.
+    /// what the calling thread formats goes out through one reused buffer, which
+    /// saves touching megabytes of fresh memory.
     pub fn export_with(
         &self,
         uuids: &[String],
@@ -273,54 +274,57 @@ impl StateFile {
             sink("{}");
             return Ok(());
         }
-        // Two halves of about equal size; the second is formatted on its own thread.
-        let mut split = selected.len();
-        if total >= PARALLEL_EXPORT_BYTES {
-            let mut acc = 0;
-            split = selected
-                .iter()
-                .position(|e| {
-                    acc += e.weight;
-                    acc * 2 >= total
-                })
-                .map_or(selected.len(), |i| i + 1);
-        }
-        let (first, second) = selected.split_at(split);
+        // Deployments are taken from the front by this thread, which hands its
+        // text out through one reused buffer, and from the back by a helper
+        // thread, which keeps its text (in fresh memory, so it is the slower one)
+        // until this thread is done: they meet wherever their speeds make them.
+        let taken = Mutex::new((0, selected.len()));
+        let take = |front: bool| {
+            let mut t = taken.lock().unwrap_or_else(PoisonError::into_inner);
+            if t.0 >= t.1 {
+                None
+            } else if front {
+                t.0 += 1;
+                Some(t.0 - 1)
+            } else {
+                t.1 -= 1;
+                Some(t.1)
+            }
+        };
         std::thread::scope(|s| {
-            let other = (!second.is_empty()).then(|| {
+            let helper = (total >= PARALLEL_EXPORT_BYTES).then(|| {
                 s.spawn(|| {
-                    let weight: usize = second.iter().map(|e| e.weight).sum();
-                    let mut text = String::with_capacity(weight + weight / 8);
-                    for (i, e) in second.iter().enumerate() {
-                        fmt.deployment(&mut text, e, split + i);
+                    let mut done = Vec::new();
+                    while let Some(i) = take(false) {
+                        let mut text = String::with_capacity(selected[i].weight);
+                        fmt.deployment(&mut text, &selected[i], i);
+                        done.push(text);
                     }
-                    text.push_str("\n}");
-                    text
+                    done
                 })
             });
             let mut buf = String::with_capacity(STREAM_PIECE + STREAM_PIECE / 4);
             buf.push('{');
-            for (i, e) in first.iter().enumerate() {
-                fmt.deployment(&mut buf, e, i);
+            while let Some(i) = take(true) {
+                fmt.deployment(&mut buf, &selected[i], i);
                 if buf.len() >= STREAM_PIECE {
                     sink(&buf);
                     buf.clear();
                 }
             }
-            match other {
-                None => {
-                    buf.push_str("\n}");
-                    sink(&buf);
-                }
-                Some(other) => {
-                    sink(&buf);
-                    sink(
-                        &other
-                            .join()
-                            .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                    );
+            if let Some(helper) = helper {
+                let done = helper
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                sink(&buf);
+                buf.clear();
+                // Taken from the back: the last one first.
+                for text in done.iter().rev() {
+                    sink(text);
                 }
             }
+            buf.push_str("\n}");
+            sink(&buf);
         });
         Ok(())
     }
