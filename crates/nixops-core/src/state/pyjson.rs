@@ -48,6 +48,21 @@ pub fn write_str(out: &mut String, s: &str) {
         }
         // `i` is a char boundary: plain bytes are ASCII and escapes take whole chars.
         out.push_str(&s[run..i]);
+        let short = match bytes[i] {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            _ => None,
+        };
+        if let Some(escape) = short {
+            // The common escapes, without decoding a char.
+            out.push_str(escape);
+            i += 1;
+            run = i;
+            continue;
+        }
         let c = s[i..]
             .chars()
             .next()
