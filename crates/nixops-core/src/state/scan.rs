@@ -30,6 +30,9 @@ pub(super) const PARALLEL_MIN_BYTES: u64 = 1 << 20;
 /// costs more to open than it saves.
 const PARALLEL_MIN_ROWS: i64 = 20_000;
 
+/// [`PARALLEL_MIN_ROWS`] as a count of rows read.
+const PARALLEL_MIN_ROWS_USIZE: usize = 20_000;
+
 /// How many blocks a parallel scan splits the rowid range into.
 const SCAN_BLOCKS: usize = 32;
 
@@ -351,6 +354,15 @@ pub(super) fn scan_all<T>(
     })
 }
 
+/// Run `a` here and `b` on another thread.
+fn both<A, B: Send>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) -> (A, B) {
+    std::thread::scope(|s| {
+        let b = s.spawn(b);
+        let a = a();
+        (a, b.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })
+}
+
 /// Resource attributes grouped by resource slot, each slot's sorted by name.
 pub(super) struct AttrTable {
     chunks: Vec<Chunk>,
@@ -393,56 +405,81 @@ impl AttrTable {
                     .collect()
             })
             .collect();
-        // Counting sort by slot: count, prefix sums, scatter.
-        let mut slot_of: Vec<Vec<u32>> = Vec::with_capacity(chunks.len());
-        let mut counts = vec![0u32; nslots + 1];
-        for c in &chunks {
-            let v: Vec<u32> = c
+        // Counting sort by slot: count, prefix sums, scatter; on large reads the
+        // counting runs on one thread per chunk, the scatter on one per half of
+        // the slots (each writing its own part of `entries`).
+        let parallel = chunks.len() == 2
+            && chunks.iter().map(|c| c.rows.len()).sum::<usize>() >= PARALLEL_MIN_ROWS_USIZE;
+        let slot_rows = |c: &Chunk| -> (Vec<u32>, Vec<u32>) {
+            let mut counts = vec![0u32; nslots + 1];
+            let slot_of = c
                 .rows
                 .iter()
                 .map(|r| match slots.get(r.machine) {
                     Some(s) => {
-                        counts[s + 1] += 1;
+                        counts[s] += 1;
                         u32::try_from(s).expect("invariant: slots are u32")
                     }
                     None => u32::MAX,
                 })
                 .collect();
-            slot_of.push(v);
-        }
-        for i in 1..counts.len() {
-            counts[i] += counts[i - 1];
-        }
-        let starts = counts.clone();
-        let total = counts[nslots] as usize;
-        let mut entries = vec![
-            Entry {
-                rank: 0,
-                chunk: 0,
-                start: 0,
-                end: 0
-            };
-            total
-        ];
-        let mut next = counts;
-        for (ci, (c, slot_of)) in chunks.iter().zip(&slot_of).enumerate() {
-            let mut start = 0u32;
-            for (r, &s) in c.rows.iter().zip(slot_of) {
-                if s != u32::MAX {
-                    let pos = &mut next[s as usize];
-                    entries[*pos as usize] = Entry {
-                        rank: ranks[ci][(r.name & !PLAIN) as usize],
-                        chunk: u32::try_from(ci).expect("invariant: few chunks") | (r.name & PLAIN),
-                        start,
-                        end: r.end,
-                    };
-                    *pos += 1;
-                }
-                start = r.end;
+            (slot_of, counts)
+        };
+        let per_chunk: Vec<(Vec<u32>, Vec<u32>)> = if parallel {
+            let (a, b) = both(|| slot_rows(&chunks[0]), || slot_rows(&chunks[1]));
+            vec![a, b]
+        } else {
+            chunks.iter().map(slot_rows).collect()
+        };
+        let mut starts = vec![0u32; nslots + 1];
+        for (_, counts) in &per_chunk {
+            for (s, n) in starts[1..].iter_mut().zip(counts) {
+                *s += n;
             }
         }
-        for w in starts.windows(2) {
-            entries[w[0] as usize..w[1] as usize].sort_unstable_by_key(|e| e.rank);
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let empty = Entry {
+            rank: 0,
+            chunk: 0,
+            start: 0,
+            end: 0,
+        };
+        let mut entries = vec![empty; starts[nslots] as usize];
+        // Slots `lo..hi` into `out`, which is `entries` from slot `lo` on.
+        let fill = |lo: usize, hi: usize, out: &mut [Entry]| {
+            let base = starts[lo];
+            let mut next: Vec<u32> = starts[lo..hi].iter().map(|s| s - base).collect();
+            for (ci, (c, (slot_of, _))) in chunks.iter().zip(&per_chunk).enumerate() {
+                let chunk = u32::try_from(ci).expect("invariant: few chunks");
+                let mut start = 0u32;
+                for (r, &s) in c.rows.iter().zip(slot_of) {
+                    let s = s as usize;
+                    if (lo..hi).contains(&s) {
+                        let pos = &mut next[s - lo];
+                        out[*pos as usize] = Entry {
+                            rank: ranks[ci][(r.name & !PLAIN) as usize],
+                            chunk: chunk | (r.name & PLAIN),
+                            start,
+                            end: r.end,
+                        };
+                        *pos += 1;
+                    }
+                    start = r.end;
+                }
+            }
+            for w in starts[lo..=hi].windows(2) {
+                out[(w[0] - base) as usize..(w[1] - base) as usize]
+                    .sort_unstable_by_key(|e| e.rank);
+            }
+        };
+        if parallel {
+            let mid = nslots / 2;
+            let (a, b) = entries.split_at_mut(starts[mid] as usize);
+            both(|| fill(0, mid, a), || fill(mid, nslots, b));
+        } else {
+            fill(0, nslots, &mut entries);
         }
         AttrTable {
             chunks,
