@@ -173,7 +173,6 @@ impl Chunk {
         // remember the last one to skip the hash lookup.
         let mut last: Option<u32> = None;
         while let Some(r) = rows.next()? {
-            let machine = r.get_ref(0)?.as_i64()?;
             let name = text_bytes(r.get_ref(1)?, 1, "name")?;
             let name_id = match last {
                 Some(id) if self.names[id as usize].as_bytes() == name => id,
@@ -183,10 +182,11 @@ impl Chunk {
                     id
                 }
             };
-            // Rows of unwanted names are skipped before anything is copied.
+            // Rows of unwanted names are skipped before anything else is read.
             if !self.wanted[name_id as usize] {
                 continue;
             }
+            let machine = r.get_ref(0)?.as_i64()?;
             let value = text_bytes(r.get_ref(2)?, 2, "value")?;
             let plain = if is_plain(value) { PLAIN } else { 0 };
             let value = std::str::from_utf8(value).map_err(rusqlite::Error::Utf8Error)?;
