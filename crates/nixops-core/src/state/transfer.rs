@@ -275,7 +275,7 @@ impl StateFile {
             return Ok(());
         }
         // Deployments are taken from the front by this thread, which hands its
-        // text out through one reused buffer, and from the back by a helper
+        // text out through one reused buffer, and from the back by a second
         // thread, which keeps its text (in fresh memory, so it is the slower one)
         // until this thread is done: they meet wherever their speeds make them.
         let taken = Mutex::new((0, selected.len()));
@@ -292,7 +292,7 @@ impl StateFile {
             }
         };
         std::thread::scope(|s| {
-            let helper = (total >= PARALLEL_EXPORT_BYTES).then(|| {
+            let back = (total >= PARALLEL_EXPORT_BYTES).then(|| {
                 s.spawn(|| {
                     let mut done = Vec::new();
                     while let Some(i) = take(false) {
@@ -312,10 +312,8 @@ impl StateFile {
                     buf.clear();
                 }
             }
-            if let Some(helper) = helper {
-                let done = helper
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            if let Some(back) = back {
+                let done = back.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
                 sink(&buf);
                 buf.clear();
                 // Taken from the back: the last one first.
