@@ -8,13 +8,17 @@
 #   nixops info --no-eval --all
 #   nixops export --all
 #
-# Each runs under `hyperfine --warmup 3 --runs 20` (output to /dev/null); then once
-# under `/usr/bin/time -v` for the maximum RSS. Needs sqlite3, hyperfine, jq and
-# GNU time.
+# Each runs under `hyperfine --warmup 3 --runs 20 -N` (output to /dev/null); then
+# once under `/usr/bin/time -v` for the maximum RSS. Besides wall-clock times the
+# summary gives the mean CPU time (user + system, all threads): on a shared,
+# loaded machine it moves less than the wall clock, so compare both, and the
+# load average printed before and after. Needs sqlite3, hyperfine, jq and GNU time.
 #
 #   bench/state/run.sh [D=100] [M=100] [OUT_DIR]
 #
 # OUT_DIR (default: a temporary directory) receives hyperfine's JSON and a summary.
+# NIXOPS_BIN=/path/to/nixops times that binary instead of building this tree's
+# (to compare two builds on the same file and machine state).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 d=${1:-100}
@@ -27,10 +31,14 @@ for tool in sqlite3 hyperfine jq /usr/bin/time; do
   command -v $tool >/dev/null || { echo "run.sh: $tool not found" >&2; exit 1; }
 done
 
-cargo build --quiet --release -p nixops --manifest-path "$root/Cargo.toml"
-target=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
-  jq -r .target_directory)
-nixops=$target/release/nixops
+if [ -n "${NIXOPS_BIN:-}" ]; then
+  nixops=$NIXOPS_BIN
+else
+  cargo build --quiet --release -p nixops --manifest-path "$root/Cargo.toml"
+  target=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+    jq -r .target_directory)
+  nixops=$target/release/nixops
+fi
 
 state=$work/big.nixops
 "$root/bench/state/make-big-state.sh" "$state" "$d" "$m"
@@ -51,8 +59,9 @@ hyperfine --warmup 3 --runs 20 -N --export-json "$out/state.json" \
 rss() {
   /usr/bin/time -v "$@" 2>&1 >/dev/null | sed -n 's/.*Maximum resident set size (kbytes): //p'
 }
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 {
-  printf '%-12s %10s %10s %10s %10s\n' command median_ms min_ms max_ms maxrss_kb
+  printf '%-12s %10s %10s %10s %10s %10s\n' command median_ms min_ms max_ms cpu_ms maxrss_kb
   for name in list info-one info-all export-all; do
     case $name in
       list) r=$(rss "$nixops" list -s "$state") ;;
@@ -61,9 +70,9 @@ rss() {
       export-all) r=$(rss "$nixops" export -s "$state" --all) ;;
     esac
     jq -r --arg n "$name" --arg r "$r" '.results[] | select(.command == $n) |
-      "\(.command) \(.median * 1000) \(.min * 1000) \(.max * 1000) \($r)"' "$out/state.json" |
-      while read -r c med min max kb; do
-        printf '%-12s %10.1f %10.1f %10.1f %10s\n' "$c" "$med" "$min" "$max" "$kb"
+      "\(.command) \(.median * 1000) \(.min * 1000) \(.max * 1000) \((.user + .system) * 1000) \($r)"' "$out/state.json" |
+      while read -r c med min max cpu kb; do
+        printf '%-12s %10.1f %10.1f %10.1f %10.1f %10s\n' "$c" "$med" "$min" "$max" "$cpu" "$kb"
       done
   done
 } | tee "$out/state-summary.txt"

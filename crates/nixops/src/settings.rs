@@ -62,6 +62,19 @@ impl Settings {
 
     /// Open (creating if needed) the state file, telling the user about migrations.
     pub fn open_state(&self) -> Result<StateFile, CliError> {
+        self.open_state_with(StateFile::open)
+    }
+
+    /// Like [`Settings::open_state`], for commands that only read the state: an
+    /// up-to-date file is opened without taking the write lock.
+    pub fn open_state_for_reading(&self) -> Result<StateFile, CliError> {
+        self.open_state_with(StateFile::open_for_reading)
+    }
+
+    fn open_state_with(
+        &self,
+        open: impl FnOnce(&std::path::Path) -> Result<StateFile, nixops_core::state::StateError>,
+    ) -> Result<StateFile, CliError> {
         if self.uses_default_home() {
             if let path::HomePrepared::RenamedFromCharon { from, to } =
                 path::prepare_nixops_home(self.home.as_ref())?
@@ -69,7 +82,7 @@ impl Settings {
                 eprintln!("renaming ‘{}’ to ‘{}’...", from.display(), to.display());
             }
         }
-        let state = StateFile::open(&self.state_path)?;
+        let state = open(&self.state_path)?;
         for (from, to) in state.migrated() {
             eprintln!("updating database schema from version {from} to {to}...");
         }

@@ -4,7 +4,8 @@
 //! creation and the v1→v2→v3 migrations, refusal of newer or foreign files without
 //! touching them), bulk loading of deployments, deployment selection by `-d`, every
 //! mutation (each in one immediate transaction), export/import and the deployment
-//! lock. Files it writes open in Python NixOps and vice versa. It never prints:
+//! lock. Commands that only read open the file without writing anything
+//! ([`StateFile::open_for_reading`]). Files it writes open in Python NixOps and vice versa. It never prints:
 //! migrations and other notable events are returned as values for the CLI to show.
 
 mod args;
@@ -13,9 +14,11 @@ mod lock;
 mod path;
 mod pyjson;
 mod records;
+mod scan;
 mod transfer;
+mod view;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -35,6 +38,7 @@ pub use pyjson::PyStyle;
 pub use records::{
     depl_attr, AttrValue, DeploymentRecord, ResourceRecord, ResourceState, DEFAULT_DESCRIPTION,
 };
+pub use view::{ResourceView, StateSnapshot};
 
 /// The schema version this library reads and writes.
 pub const SCHEMA_VERSION: i64 = 3;
@@ -101,6 +105,7 @@ impl Default for StateOpenOptions {
 pub struct StateFile {
     conn: Connection,
     path: PathBuf,
+    busy_timeout: Duration,
     created: bool,
     migrated: Vec<(u32, u32)>,
 }
@@ -170,6 +175,23 @@ fn check_header(path: &Path, len: u64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Whether `path` is a SQLite file whose header says WAL mode (read and write
+/// versions 2) and that passes [`check_header`].
+fn is_wal_file(path: &Path) -> bool {
+    let Ok(meta) = fs::metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || check_header(path, meta.len()).is_err() {
+        return false;
+    }
+    let mut header = [0u8; 20];
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok()
+        && header[18] == 2
+        && header[19] == 2
 }
 
 fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
@@ -293,11 +315,12 @@ impl StateFile {
         // Read pages through a memory map instead of a pread() copy each: loading
         // every deployment of a large file spends a sixth of its time copying pages.
         // Only reads use the map; writes still go through the WAL.
-        conn.pragma_update(None, "mmap_size", 268_435_456_i64)
+        conn.pragma_update(None, "mmap_size", scan::MMAP_SIZE)
             .map_err(sqlite_err)?;
         let mut sf = StateFile {
             conn,
             path: path.to_path_buf(),
+            busy_timeout: opts.busy_timeout,
             created,
             migrated: Vec::new(),
         };
@@ -330,6 +353,50 @@ impl StateFile {
             Ok(steps)
         })?;
         Ok(sf)
+    }
+
+    /// Open the state file at `path` for commands that only read it (`info`,
+    /// `export`, ...), without taking the write lock or changing anything.
+    ///
+    /// A file that exists, is in WAL mode (as every file NixOps or this library
+    /// has opened) and has schema version 3 is opened as is: no journal mode
+    /// switch, no schema transaction. Anything else (a missing or empty file, a
+    /// file in rollback-journal mode, an older or newer schema, a file that is not
+    /// SQLite) goes through [`StateFile::open`], which creates, migrates or refuses
+    /// it exactly as for any other command.
+    pub fn open_for_reading(path: &Path) -> Result<StateFile, StateError> {
+        let opts = StateOpenOptions::default();
+        if !is_wal_file(path) {
+            return Self::open_with(path, &opts);
+        }
+        // Read-write but never written through: a read-only connection could not
+        // remove the WAL files on close as NixOps' connections do. No mutex: a
+        // `Connection` is `Send` but not `Sync`, so it is never used by two threads
+        // at once, and SQLite's per-call locking would only cost time.
+        let Ok(conn) = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        ) else {
+            return Self::open_with(path, &opts);
+        };
+        let sqlite_err = |source| StateError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        conn.busy_timeout(opts.busy_timeout).map_err(sqlite_err)?;
+        conn.pragma_update(None, "mmap_size", scan::MMAP_SIZE)
+            .map_err(sqlite_err)?;
+        if schema_version(&conn).map_err(sqlite_err)? != SCHEMA_VERSION {
+            drop(conn);
+            return Self::open_with(path, &opts);
+        }
+        Ok(StateFile {
+            conn,
+            path: path.to_path_buf(),
+            busy_timeout: opts.busy_timeout,
+            created: false,
+            migrated: Vec::new(),
+        })
     }
 
     /// The file's path.
@@ -431,72 +498,87 @@ impl StateFile {
         uuid: Option<&str>,
         attrs: AttrSet<'_>,
     ) -> Result<Vec<DeploymentRecord>, StateError> {
+        let Loaded {
+            mut depls,
+            resources,
+            table,
+        } = self.read_snapshot(uuid, attrs)?;
+        for (i, (d, mut res)) in resources.into_iter().enumerate() {
+            if let Some(table) = &table {
+                res.attrs = table
+                    .attrs(i)
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+            }
+            depls[d].resources.push(res);
+        }
+        Ok(depls)
+    }
+
+    /// Read deployments (all, or the one `uuid`), their attributes and resources,
+    /// and the resource attributes `attrs` names, in one read transaction. Reading
+    /// all deployments on a large file scans `ResourceAttrs` on two connections in
+    /// parallel (see `scan::SideReader` for why they see the same snapshot).
+    fn read_snapshot(&self, uuid: Option<&str>, attrs: AttrSet<'_>) -> Result<Loaded, StateError> {
         let e = self.sqlite_err();
         let conn = &self.conn;
-        // A read transaction gives one consistent snapshot across the four queries.
+        let only = match attrs {
+            AttrSet::Only(names) => Some(names),
+            AttrSet::None | AttrSet::All => None,
+        };
+        let bulk = uuid.is_none() && !matches!(attrs, AttrSet::None);
+        // The side connection notes the data version before the main read begins.
+        // It only speeds things up: if it cannot be had, the main one reads alone
+        // (and reports any real problem with the file itself).
+        let file_len = self.file_len();
+        let side = if bulk && file_len >= scan::PARALLEL_MIN_BYTES {
+            scan::SideReader::open(&self.path, self.busy_timeout).ok()
+        } else {
+            None
+        };
         conn.execute_batch("begin").map_err(&e)?;
-        let result = (|| -> rusqlite::Result<Vec<DeploymentRecord>> {
-            let filter = uuid.is_some();
-            let mut depls: BTreeMap<String, DeploymentRecord> = BTreeMap::new();
-            let mut stmt = conn.prepare_cached(if filter {
-                "select uuid from Deployments where uuid = ?1"
+        let result = (|| -> rusqlite::Result<Loaded> {
+            // The first read: it starts the main read transaction.
+            let bounds = if bulk {
+                scan::rowid_bounds(conn)?
             } else {
-                "select uuid from Deployments where ?1 is null"
+                None
+            };
+            let side = match side {
+                Some(side) if scan::wants_side(bounds) => side.join().ok().flatten(),
+                _ => None,
+            };
+            let text_hint = usize::try_from(file_len).unwrap_or(0);
+            let (small, chunks) = scan::scan_all(conn, side, bounds, only, text_hint, || {
+                read_small_tables(conn, uuid)
             })?;
-            let mut rows = stmt.query([uuid])?;
-            while let Some(r) = rows.next()? {
-                let u: String = r.get(0)?;
-                depls.insert(
-                    u.clone(),
-                    DeploymentRecord {
-                        uuid: u,
-                        attrs: BTreeMap::new(),
-                        resources: Vec::new(),
-                    },
-                );
-            }
-            let mut stmt = conn.prepare_cached(
-                "select deployment, name, value from DeploymentAttrs where ?1 is null or deployment = ?1",
-            )?;
-            let mut rows = stmt.query([uuid])?;
-            while let Some(r) = rows.next()? {
-                let d = r.get_ref(0)?.as_str()?;
-                if let Some(depl) = depls.get_mut(d) {
-                    depl.attrs.insert(r.get(1)?, r.get(2)?);
-                }
-            }
-            let mut resources: Vec<(String, ResourceRecord)> = Vec::new();
-            let mut stmt = conn.prepare_cached(
-                "select id, deployment, name, type from Resources where ?1 is null or deployment = ?1 order by id",
-            )?;
-            let mut rows = stmt.query([uuid])?;
-            while let Some(r) = rows.next()? {
-                resources.push((
-                    r.get(1)?,
-                    ResourceRecord {
-                        id: r.get(0)?,
-                        name: r.get(2)?,
-                        type_: r.get(3)?,
-                        attrs: BTreeMap::new(),
-                    },
-                ));
-            }
-            match attrs {
-                AttrSet::None => {}
-                AttrSet::All => load_resource_attrs(conn, uuid, None, &mut resources)?,
-                AttrSet::Only(names) => {
-                    load_resource_attrs(conn, uuid, Some(names), &mut resources)?
-                }
-            }
-            for (d, res) in resources {
-                if let Some(depl) = depls.get_mut(&d) {
-                    depl.resources.push(res);
-                }
-            }
-            Ok(depls.into_values().collect())
+            let (depls, resources) = small;
+            let chunks = match (attrs, uuid) {
+                (AttrSet::None, _) => None,
+                (_, None) => Some(chunks),
+                (_, Some(u)) => Some(vec![scan::scan_deployment(conn, u, only)?]),
+            };
+            let table = chunks.map(|chunks| {
+                let slots = scan::SlotMap::new(resources.iter().map(|(_, r)| r.id));
+                scan::AttrTable::group(chunks, &slots, resources.len())
+            });
+            Ok(Loaded {
+                depls,
+                resources,
+                table,
+            })
         })();
         let _ = conn.execute_batch("commit");
         result.map_err(e)
+    }
+
+    /// The size of the file with its WAL (which may hold most of a file written
+    /// recently): whether a parallel scan pays off, and how much it may read.
+    fn file_len(&self) -> u64 {
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        let len = |p: &Path| fs::metadata(p).map_or(0, |m| m.len());
+        len(&self.path) + len(Path::new(&wal))
     }
 
     /// Resolve `-d` as NixOps does: no selector → the only deployment; else an exact
@@ -774,7 +856,6 @@ impl StateFile {
     }
 }
 
-/// Fill in the attributes of `resources` (sorted by id) with one query.
 /// Which resource attributes a load reads.
 #[derive(Clone, Copy)]
 enum AttrSet<'a> {
@@ -783,65 +864,87 @@ enum AttrSet<'a> {
     Only(&'a [&'a str]),
 }
 
-fn load_resource_attrs(
+/// A resource with the position of its deployment in a deployment list.
+type PlacedResource = (usize, ResourceRecord);
+
+/// What one read transaction loaded.
+struct Loaded {
+    /// Deployments sorted by UUID, with their attributes; `resources` empty.
+    depls: Vec<DeploymentRecord>,
+    /// Resources sorted by id with the position of their deployment in `depls`;
+    /// `attrs` empty.
+    resources: Vec<PlacedResource>,
+    /// The resource attributes read, by position in `resources`.
+    table: Option<scan::AttrTable>,
+}
+
+/// `Deployments`, `DeploymentAttrs` and `Resources` (all, or of deployment `uuid`).
+fn read_small_tables(
     conn: &Connection,
     uuid: Option<&str>,
-    only: Option<&[&str]>,
-    resources: &mut [(String, ResourceRecord)],
-) -> rusqlite::Result<()> {
-    // Ids are autoincrement and therefore dense in practice: index them with a table
-    // instead of hashing every row; fall back to a map for sparse ids.
-    let (min, max) = match (resources.first(), resources.last()) {
-        (Some(a), Some(b)) => (a.1.id, b.1.id),
-        _ => return Ok(()),
-    };
-    let span = usize::try_from(max - min).unwrap_or(usize::MAX);
-    let dense: Option<Vec<u32>> = (span < resources.len().saturating_mul(4) + 1024).then(|| {
-        let mut table = vec![u32::MAX; span + 1];
-        for (i, (_, r)) in resources.iter().enumerate() {
-            let slot = usize::try_from(r.id - min).expect("invariant: min <= id <= max");
-            table[slot] = u32::try_from(i).unwrap_or(u32::MAX);
-        }
-        table
-    });
-    let sparse: HashMap<i64, usize> = if dense.is_none() {
-        resources
-            .iter()
-            .enumerate()
-            .map(|(i, (_, r))| (r.id, i))
-            .collect()
+) -> rusqlite::Result<(Vec<DeploymentRecord>, Vec<PlacedResource>)> {
+    let filter = uuid.is_some();
+    let mut depls: Vec<DeploymentRecord> = Vec::new();
+    let mut stmt = conn.prepare_cached(if filter {
+        "select uuid from Deployments where uuid = ?1"
     } else {
-        HashMap::new()
-    };
-    let lookup = |id: i64| -> Option<usize> {
-        match &dense {
-            Some(table) => {
-                let slot = usize::try_from(id.checked_sub(min)?).ok()?;
-                table
-                    .get(slot)
-                    .filter(|&&i| i != u32::MAX)
-                    .map(|&i| i as usize)
-            }
-            None => sparse.get(&id).copied(),
-        }
-    };
-    let mut stmt = conn.prepare_cached(if uuid.is_some() {
-        "select a.machine, a.name, a.value from ResourceAttrs a join Resources r on r.id = a.machine where r.deployment = ?1"
-    } else {
-        "select machine, name, value from ResourceAttrs where ?1 is null"
+        "select uuid from Deployments where ?1 is null"
     })?;
     let mut rows = stmt.query([uuid])?;
     while let Some(r) = rows.next()? {
-        if let Some(i) = lookup(r.get(0)?) {
-            // Filter before allocating: skipped rows cost no strings.
-            let name = r.get_ref(1)?.as_str()?;
-            if only.is_some_and(|only| !only.contains(&name)) {
-                continue;
-            }
-            resources[i].1.attrs.insert(name.to_owned(), r.get(2)?);
+        depls.push(DeploymentRecord {
+            uuid: r.get(0)?,
+            attrs: BTreeMap::new(),
+            resources: Vec::new(),
+        });
+    }
+    // Sorted here (not by SQL) so the order is Rust's, which the lookups rely on.
+    depls.sort_unstable_by(|a, b| a.uuid.cmp(&b.uuid));
+    let find = |depls: &[DeploymentRecord], u: &[u8]| {
+        depls.binary_search_by(|d| d.uuid.as_bytes().cmp(u)).ok()
+    };
+    let mut stmt = conn.prepare_cached(
+        "select deployment, name, value from DeploymentAttrs where ?1 is null or deployment = ?1",
+    )?;
+    let mut rows = stmt.query([uuid])?;
+    while let Some(r) = rows.next()? {
+        if let Some(i) = find(&depls, r.get_ref(0)?.as_bytes()?) {
+            depls[i].attrs.insert(r.get(1)?, r.get(2)?);
         }
     }
-    Ok(())
+    let mut resources: Vec<PlacedResource> = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "select id, deployment, name, type from Resources where ?1 is null or deployment = ?1 order by id",
+    )?;
+    let mut rows = stmt.query([uuid])?;
+    // Resources of one deployment usually follow each other: try the last one first.
+    let mut last = None;
+    while let Some(r) = rows.next()? {
+        let u = r.get_ref(1)?.as_bytes()?;
+        let depl = match last {
+            Some(i)
+                if depls
+                    .get(i)
+                    .is_some_and(|d: &DeploymentRecord| d.uuid.as_bytes() == u) =>
+            {
+                Some(i)
+            }
+            _ => find(&depls, u),
+        };
+        last = depl;
+        if let Some(i) = depl {
+            resources.push((
+                i,
+                ResourceRecord {
+                    id: r.get(0)?,
+                    name: r.get(2)?,
+                    type_: r.get(3)?,
+                    attrs: BTreeMap::new(),
+                },
+            ));
+        }
+    }
+    Ok((depls, resources))
 }
 
 /// An error inside a transaction: SQLite's, or one of ours.

@@ -78,6 +78,16 @@ pub enum ResourceState {
 }
 
 impl ResourceState {
+    /// The default `state` of a resource of type `type_` (`Missing` for
+    /// virtualbox, ec2, ssh-keypair and command-output, else `Unknown`).
+    pub fn default_for(type_: &str) -> ResourceState {
+        if MISSING_BY_DEFAULT.contains(&type_) {
+            ResourceState::Missing
+        } else {
+            ResourceState::Unknown
+        }
+    }
+
     /// The stored number.
     pub fn code(self) -> i64 {
         match self {
@@ -318,11 +328,7 @@ impl ResourceRecord {
     /// The default `state` of a resource of this type (`Missing` for virtualbox,
     /// ec2, ssh-keypair and command-output, else `Unknown`).
     pub fn default_state(&self) -> ResourceState {
-        if MISSING_BY_DEFAULT.contains(&self.type_.as_str()) {
-            ResourceState::Missing
-        } else {
-            ResourceState::Unknown
-        }
+        ResourceState::default_for(&self.type_)
     }
 
     /// The life-cycle state (`state`), or the type's default when absent.

@@ -5,11 +5,193 @@
 //! `json.dumps(indent=2, sort_keys=True)`, and the import of that shape. Import is
 //! stricter and safer than NixOps: the whole input is validated and every UUID
 //! checked before anything is written, and everything is written in one transaction.
+//!
+//! Export writes its text directly from the bulk read (`scan`), without a tree
+//! of values: attribute names are escaped once per name, values that need no
+//! escaping (checked while they were read) are copied as they are, and a large
+//! export is formatted on two threads.
 
-use super::pyjson::{self, PyStyle, Tree};
+use std::cmp::Ordering;
+use std::sync::{Mutex, PoisonError};
+
+use super::pyjson::{self, PyStyle};
+use super::records::DeploymentRecord;
+use super::scan::AttrTable;
 use super::{
-    deployment_exists, insert_resource, set_depl_attrs, set_res_attrs, StateError, StateFile,
+    deployment_exists, insert_resource, set_depl_attrs, set_res_attrs, AttrSet, Loaded, StateError,
+    StateFile,
 };
+
+/// Exports larger than this (estimated bytes) are formatted on two threads.
+const PARALLEL_EXPORT_BYTES: usize = 1 << 20;
+
+/// The size of the pieces the first half of an export is handed out in.
+const STREAM_PIECE: usize = 1 << 20;
+
+/// One deployment to export.
+struct Export<'a> {
+    depl: &'a DeploymentRecord,
+    /// Positions in `Loaded::resources`, sorted by name, one per name.
+    resources: Vec<usize>,
+    /// Estimated output bytes.
+    weight: usize,
+}
+
+/// Writes `json.dumps(indent=2, sort_keys=True)` text of the export shape
+/// directly, without building a tree: attribute names are escaped once.
+struct Formatter<'a> {
+    loaded: &'a Loaded,
+    table: &'a AttrTable,
+    /// Item separator: `", "` (Python 2) or `","` (Python 3).
+    sep: &'static str,
+    /// Per attribute name: `\n` + resource attribute indentation + `"name": `.
+    keys: Vec<String>,
+    /// Per attribute name: how it sorts against `type`.
+    vs_type: Vec<Ordering>,
+}
+
+/// Indentation of deployment entries, deployment attributes, resources and
+/// resource attributes (levels 1 to 4, two spaces each).
+const IND1: &str = "\n  ";
+const IND2: &str = "\n    ";
+const IND3: &str = "\n      ";
+const IND4: &str = "\n        ";
+
+impl<'a> Formatter<'a> {
+    fn new(loaded: &'a Loaded, table: &'a AttrTable, style: PyStyle) -> Self {
+        let keys = table
+            .names()
+            .iter()
+            .map(|n| {
+                let mut k = String::from(IND4);
+                pyjson::write_str(&mut k, n);
+                k.push_str(": ");
+                k
+            })
+            .collect();
+        let vs_type = table
+            .names()
+            .iter()
+            .map(|n| n.as_str().cmp("type"))
+            .collect();
+        Formatter {
+            loaded,
+            table,
+            sep: match style {
+                PyStyle::Python2 => ", ",
+                PyStyle::Python3 => ",",
+            },
+            keys,
+            vs_type,
+        }
+    }
+
+    /// Append the `index`th deployment of the export (`"uuid": {...}`, after a
+    /// separator unless it is the first).
+    fn deployment(&self, out: &mut String, e: &Export<'_>, index: usize) {
+        if index > 0 {
+            out.push_str(self.sep);
+        }
+        out.push_str(IND1);
+        pyjson::write_str(out, &e.depl.uuid);
+        out.push_str(": {");
+        let mut n = 0;
+        let mut resources_done = false;
+        for (k, v) in &e.depl.attrs {
+            if !resources_done && k.as_str() >= "resources" {
+                self.resources(out, &mut n, &e.resources);
+                resources_done = true;
+                if k == "resources" {
+                    continue;
+                }
+            }
+            self.entry(out, &mut n, IND2, k);
+            pyjson::write_str(out, v);
+        }
+        if !resources_done {
+            self.resources(out, &mut n, &e.resources);
+        }
+        out.push_str(IND1);
+        out.push('}');
+    }
+
+    /// Start the `n`th entry of an object: separator, newline, indentation, key.
+    fn entry(&self, out: &mut String, n: &mut usize, indent: &str, key: &str) {
+        if *n > 0 {
+            out.push_str(self.sep);
+        }
+        *n += 1;
+        out.push_str(indent);
+        pyjson::write_str(out, key);
+        out.push_str(": ");
+    }
+
+    /// The `"resources"` entry of a deployment.
+    fn resources(&self, out: &mut String, n: &mut usize, resources: &[usize]) {
+        self.entry(out, n, IND2, "resources");
+        if resources.is_empty() {
+            out.push_str("{}");
+            return;
+        }
+        out.push('{');
+        for (i, &r) in resources.iter().enumerate() {
+            let res = &self.loaded.resources[r].1;
+            if i > 0 {
+                out.push_str(self.sep);
+            }
+            out.push_str(IND3);
+            pyjson::write_str(out, &res.name);
+            out.push_str(": {");
+            let mut first = true;
+            let mut type_done = false;
+            let push_type = |out: &mut String, first: &mut bool| {
+                if !*first {
+                    out.push_str(self.sep);
+                }
+                *first = false;
+                out.push_str(IND4);
+                out.push_str("\"type\": ");
+                pyjson::write_str(out, &res.type_);
+            };
+            for (rank, value, plain) in self.table.ranked(r) {
+                if !type_done {
+                    match self.vs_type[rank] {
+                        Ordering::Less => {}
+                        Ordering::Equal => {
+                            // The resource's type replaces an attribute named `type`.
+                            push_type(out, &mut first);
+                            type_done = true;
+                            continue;
+                        }
+                        Ordering::Greater => {
+                            push_type(out, &mut first);
+                            type_done = true;
+                        }
+                    }
+                }
+                if !first {
+                    out.push_str(self.sep);
+                }
+                first = false;
+                out.push_str(&self.keys[rank]);
+                if plain {
+                    out.push('"');
+                    out.push_str(value);
+                    out.push('"');
+                } else {
+                    pyjson::write_str(out, value);
+                }
+            }
+            if !type_done {
+                push_type(out, &mut first);
+            }
+            out.push_str(IND3);
+            out.push('}');
+        }
+        out.push_str(IND2);
+        out.push('}');
+    }
+}
 
 /// One deployment as read from an export.
 struct Imported {
@@ -31,60 +213,118 @@ impl StateFile {
 
     /// Export in the given Python's pretty-printing style.
     pub fn export_styled(&self, uuids: &[String], style: PyStyle) -> Result<String, StateError> {
-        let all;
-        let records = if uuids.len() > 1 {
-            all = self.deployments()?;
-            all.into_iter()
-                .filter(|d| uuids.contains(&d.uuid))
-                .collect::<Vec<_>>()
-        } else {
-            uuids
-                .iter()
-                .map(|u| self.load(u))
-                .collect::<Result<Vec<_>, _>>()?
+        let mut text = String::new();
+        self.export_with(uuids, style, |piece| text.push_str(piece))?;
+        Ok(text)
+    }
+
+    /// The text of [`StateFile::export_styled`], handed to `sink` piece by piece
+    /// in order. A large export is formatted on two threads and never held whole:
+    /// what the calling thread formats goes out through one reused buffer, which
+    /// saves touching megabytes of fresh memory.
+    pub fn export_with(
+        &self,
+        uuids: &[String],
+        style: PyStyle,
+        mut sink: impl FnMut(&str),
+    ) -> Result<(), StateError> {
+        let filter = match uuids {
+            [one] => Some(one.as_str()),
+            _ => None,
         };
-        if let Some(missing) = uuids
-            .iter()
-            .find(|u| !records.iter().any(|d| &d.uuid == *u))
-        {
+        let loaded = self.read_snapshot(filter, AttrSet::All)?;
+        if let Some(missing) = uuids.iter().find(|u| {
+            loaded
+                .depls
+                .binary_search_by(|d| d.uuid.as_str().cmp(u))
+                .is_err()
+        }) {
             return Err(StateError::NoSuchDeployment {
                 uuid: missing.clone(),
             });
         }
-        // Borrow every string: records keep their sorted maps, so only the
-        // resource names need sorting and two keys need inserting.
-        let mut top: Vec<(&str, Tree<'_>)> = Vec::with_capacity(records.len());
-        for d in &records {
-            let mut resources: Vec<(&str, Tree<'_>)> = d
-                .resources
-                .iter()
-                .map(|r| {
-                    let attrs = r
-                        .attrs
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), Tree::Str(v)))
-                        .collect();
-                    (
-                        r.name.as_str(),
-                        Tree::sorted_with(attrs, "type", Tree::Str(&r.type_)),
-                    )
-                })
-                .collect();
-            resources.sort_by(|a, b| a.0.cmp(b.0));
-            // Names are not unique in the schema; a JSON object can hold one of each.
-            resources.dedup_by(|a, b| a.0 == b.0);
-            let attrs = d
-                .attrs
-                .iter()
-                .map(|(k, v)| (k.as_str(), Tree::Str(v)))
-                .collect();
-            top.push((
-                d.uuid.as_str(),
-                Tree::sorted_with(attrs, "resources", Tree::Map(resources)),
-            ));
+        let table = loaded
+            .table
+            .as_ref()
+            .expect("invariant: AttrSet::All reads resource attributes");
+        // Each deployment's resources by name; names are not unique in the schema
+        // and a JSON object holds one of each: the first by id, as sorting is stable.
+        let mut by_depl: Vec<Vec<usize>> = vec![Vec::new(); loaded.depls.len()];
+        for (i, (d, _)) in loaded.resources.iter().enumerate() {
+            by_depl[*d].push(i);
         }
-        top.sort_by(|a, b| a.0.cmp(b.0));
-        Ok(pyjson::dumps_pretty(&Tree::Map(top), style))
+        let mut selected: Vec<Export<'_>> = Vec::new();
+        let mut total = 0;
+        for (d, mut res) in loaded.depls.iter().zip(by_depl) {
+            if filter.is_none() && !uuids.contains(&d.uuid) {
+                continue;
+            }
+            res.sort_by(|&a, &b| loaded.resources[a].1.name.cmp(&loaded.resources[b].1.name));
+            res.dedup_by(|a, b| loaded.resources[*a].1.name == loaded.resources[*b].1.name);
+            let weight: usize = res.iter().map(|&r| table.weight(r) + 64).sum::<usize>() + 256;
+            total += weight;
+            selected.push(Export {
+                depl: d,
+                resources: res,
+                weight,
+            });
+        }
+        let fmt = Formatter::new(&loaded, table, style);
+        if selected.is_empty() {
+            sink("{}");
+            return Ok(());
+        }
+        // Deployments are taken from the front by this thread, which hands its
+        // text out through one reused buffer, and from the back by a second
+        // thread, which keeps its text (in fresh memory, so it is the slower one)
+        // until this thread is done: they meet wherever their speeds make them.
+        let taken = Mutex::new((0, selected.len()));
+        let take = |front: bool| {
+            let mut t = taken.lock().unwrap_or_else(PoisonError::into_inner);
+            if t.0 >= t.1 {
+                None
+            } else if front {
+                t.0 += 1;
+                Some(t.0 - 1)
+            } else {
+                t.1 -= 1;
+                Some(t.1)
+            }
+        };
+        std::thread::scope(|s| {
+            let back = (total >= PARALLEL_EXPORT_BYTES).then(|| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    while let Some(i) = take(false) {
+                        let mut text = String::with_capacity(selected[i].weight);
+                        fmt.deployment(&mut text, &selected[i], i);
+                        done.push(text);
+                    }
+                    done
+                })
+            });
+            let mut buf = String::with_capacity(STREAM_PIECE + STREAM_PIECE / 4);
+            buf.push('{');
+            while let Some(i) = take(true) {
+                fmt.deployment(&mut buf, &selected[i], i);
+                if buf.len() >= STREAM_PIECE {
+                    sink(&buf);
+                    buf.clear();
+                }
+            }
+            if let Some(back) = back {
+                let done = back.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                sink(&buf);
+                buf.clear();
+                // Taken from the back: the last one first.
+                for text in done.iter().rev() {
+                    sink(text);
+                }
+            }
+            buf.push_str("\n}");
+            sink(&buf);
+        });
+        Ok(())
     }
 
     /// Import deployments from export JSON; returns their UUIDs in input order (the
@@ -194,4 +434,254 @@ fn parse_import(value: serde_json::Value) -> Result<Vec<Imported>, StateError> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::pyjson::Tree;
+    use super::*;
+
+    /// Deployments read back with plain queries and maps: the model the bulk
+    /// readers must agree with. (uuid → (attrs, [(id, name, type, attrs)]))
+    type Model = BTreeMap<String, (BTreeMap<String, String>, Vec<ModelResource>)>;
+    type ModelResource = (i64, String, String, BTreeMap<String, String>);
+
+    fn model(sf: &StateFile) -> Model {
+        let c = &sf.conn;
+        let mut m = Model::new();
+        let mut s = c.prepare("select uuid from Deployments").expect("prepare");
+        for u in s.query_map([], |r| r.get::<_, String>(0)).expect("query") {
+            m.insert(u.expect("row"), Default::default());
+        }
+        let mut s = c
+            .prepare("select deployment, name, value from DeploymentAttrs")
+            .expect("prepare");
+        let rows = s
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query");
+        for row in rows {
+            let (d, k, v) = row.expect("row");
+            m.get_mut(&d).expect("deployment").0.insert(k, v);
+        }
+        let mut s = c
+            .prepare("select id, deployment, name, type from Resources order by id")
+            .expect("prepare");
+        let rows = s
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
+            })
+            .expect("query");
+        let mut depl_of = BTreeMap::new();
+        for row in rows {
+            let (id, d, name, type_) = row.expect("row");
+            depl_of.insert(id, d.clone());
+            m.get_mut(&d)
+                .expect("deployment")
+                .1
+                .push((id, name, type_, BTreeMap::new()));
+        }
+        let mut s = c
+            .prepare("select machine, name, value from ResourceAttrs")
+            .expect("prepare");
+        let rows = s
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query");
+        for row in rows {
+            let (id, k, v) = row.expect("row");
+            let d = &depl_of[&id];
+            let res = m.get_mut(d).expect("deployment").1.iter_mut();
+            let res = res.into_iter().find(|r| r.0 == id).expect("resource");
+            res.3.insert(k, v);
+        }
+        m
+    }
+
+    /// The export of `uuids` from the model, through the plain tree printer.
+    fn model_export(m: &Model, uuids: &[&str], style: PyStyle) -> String {
+        let mut top = Vec::new();
+        for (u, (attrs, resources)) in m.iter().filter(|(u, _)| uuids.contains(&u.as_str())) {
+            let mut res: Vec<(&str, Tree<'_>)> = Vec::new();
+            for (_, name, type_, attrs) in resources {
+                if res.iter().any(|(n, _)| n == name) {
+                    continue; // the first of a name (lowest id) wins
+                }
+                let attrs = attrs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Tree::Str(v)))
+                    .collect();
+                res.push((name, Tree::sorted_with(attrs, "type", Tree::Str(type_))));
+            }
+            res.sort_by(|a, b| a.0.cmp(b.0));
+            let attrs = attrs
+                .iter()
+                .map(|(k, v)| (k.as_str(), Tree::Str(v)))
+                .collect();
+            top.push((
+                u.as_str(),
+                Tree::sorted_with(attrs, "resources", Tree::Map(res)),
+            ));
+        }
+        pyjson::dumps_pretty(&Tree::Map(top), style)
+    }
+
+    /// A file large enough for the parallel paths, with every corner the export
+    /// shape has: attributes named `type` and `resources`, names sorting around
+    /// them, duplicate resource names, escapes, non-ASCII text, empty values and
+    /// rows of one machine scattered in rowid order.
+    fn tricky_file(dir: &std::path::Path) -> StateFile {
+        let sf = StateFile::open(&dir.join("big.nixops")).expect("create");
+        let c = &sf.conn;
+        c.execute_batch("begin").expect("begin");
+        let depls = ["b-depl", "a-depl", "c-empty"];
+        for d in depls {
+            c.execute("insert into Deployments(uuid) values (?)", [d])
+                .expect("depl");
+        }
+        for (k, v) in [
+            ("name", "net-a"),
+            ("resources", "shadowed"),
+            ("rollbackEnabled", "1"),
+            ("args", "{\"x\": \"\\\"q\\\"\"}"),
+            ("zz", ""),
+        ] {
+            c.execute(
+                "insert into DeploymentAttrs values ('a-depl', ?, ?)",
+                [k, v],
+            )
+            .expect("attr");
+        }
+        c.execute(
+            "insert into DeploymentAttrs values ('b-depl', 'description', 'Réseau ☃ 😀')",
+            [],
+        )
+        .expect("attr");
+        let values = [
+            "3",
+            "",
+            "plain text",
+            "quote \" and back\\slash",
+            "line\nbreak\ttab\u{1}\u{7f}",
+            "ünïcödé ☃ 😀",
+            "/nix/store/7v2q7nvs2i8l1s2b3c40h9v6x3mygm2l-nixos-system-machine-19.03",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----",
+        ];
+        let names = [
+            "state", "type", "toplevel", "typo", "a", "u", "vmId", "keys",
+        ];
+        for i in 0..5000_i64 {
+            let d = if i % 3 == 0 { "a-depl" } else { "b-depl" };
+            // Every 50th name repeats an earlier one: duplicates in the schema.
+            let name = format!("m{}", if i % 50 == 49 { i - 7 } else { i });
+            let type_ = if i % 7 == 0 { "virtualbox" } else { "none" };
+            c.execute(
+                "insert into Resources(deployment, name, type) values (?, ?, ?)",
+                [d, &name, type_],
+            )
+            .expect("resource");
+        }
+        // Attribute by attribute, as NixOps' first deploy does: a machine's rows
+        // are far apart in rowid order.
+        for (n, name) in names.iter().enumerate() {
+            c.execute(
+                "insert into ResourceAttrs select id, ?1, ?2 from Resources where id % 5 != ?3",
+                rusqlite::params![name, values[n % values.len()], (n % 5) as i64],
+            )
+            .expect("attrs");
+        }
+        c.execute_batch(
+            "insert or replace into ResourceAttrs select id, 'state', '5' from Resources where id % 11 = 0",
+        )
+        .expect("replace");
+        for (i, value) in values.iter().enumerate() {
+            c.execute(
+                "insert or replace into ResourceAttrs select id, 'vmId', ? from Resources where id % 13 = ?",
+                rusqlite::params![value, i as i64],
+            )
+            .expect("replace");
+        }
+        c.execute_batch("commit").expect("commit");
+        sf
+    }
+
+    #[test]
+    fn bulk_export_matches_the_plain_model() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sf = tricky_file(dir.path());
+        let bounds = super::super::scan::rowid_bounds(&sf.conn).expect("bounds");
+        assert!(
+            super::super::scan::wants_side(bounds)
+                && sf.file_len() >= super::super::scan::PARALLEL_MIN_BYTES,
+            "the file must be large enough for the parallel paths: {bounds:?}"
+        );
+        let m = model(&sf);
+        let all: Vec<String> = m.keys().cloned().collect();
+        let all_refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        for style in [PyStyle::Python2, PyStyle::Python3] {
+            let mut parts = Vec::new();
+            sf.export_with(&all, style, |p| parts.push(p.to_owned()))
+                .expect("export");
+            assert!(parts.len() > 1, "a large export is handed out in pieces");
+            assert_eq!(parts.concat(), model_export(&m, &all_refs, style));
+            for subset in [&["a-depl"][..], &["c-empty"], &["c-empty", "b-depl"]] {
+                let uuids: Vec<String> = subset.iter().map(|s| s.to_string()).collect();
+                assert_eq!(
+                    sf.export_styled(&uuids, style).expect("export subset"),
+                    model_export(&m, subset, style),
+                    "{subset:?}"
+                );
+            }
+        }
+        let err = sf
+            .export(&["a-depl".to_owned(), "nope".to_owned()])
+            .expect_err("missing deployment");
+        assert!(matches!(err, StateError::NoSuchDeployment { uuid } if uuid == "nope"));
+    }
+
+    #[test]
+    fn bulk_loads_match_the_plain_model() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sf = tricky_file(dir.path());
+        let m = model(&sf);
+        let check = |depls: Vec<DeploymentRecord>, only: Option<&[&str]>| {
+            assert_eq!(depls.len(), m.len());
+            for (d, (u, (attrs, resources))) in depls.iter().zip(&m) {
+                assert_eq!((&d.uuid, &d.attrs), (u, attrs));
+                assert_eq!(d.resources.len(), resources.len());
+                for (r, (id, name, type_, attrs)) in d.resources.iter().zip(resources) {
+                    assert_eq!((r.id, &r.name, &r.type_), (*id, name, type_));
+                    let mut want = attrs.clone();
+                    if let Some(only) = only {
+                        want.retain(|k, _| only.contains(&k.as_str()));
+                    }
+                    assert_eq!(r.attrs, want, "resource {id}");
+                }
+            }
+        };
+        check(sf.deployments().expect("all"), None);
+        let only = ["vmId", "type", "missing"];
+        check(sf.deployments_with_attrs(&only).expect("some"), Some(&only));
+        let snap = sf.snapshot_with_attrs(&only).expect("snapshot");
+        for (i, (d, (_, (_, resources)))) in snap.deployments().iter().zip(&m).enumerate() {
+            assert!(d.resources.is_empty());
+            let views: Vec<_> = snap.resources(i).collect();
+            assert_eq!(views.len(), resources.len());
+            for (v, (id, name, type_, attrs)) in views.iter().zip(resources) {
+                assert_eq!(
+                    (v.id, v.name, v.type_),
+                    (*id, name.as_str(), type_.as_str())
+                );
+                for k in ["vmId", "type", "missing", "state"] {
+                    let want = attrs.get(k).filter(|_| only.contains(&k));
+                    assert_eq!(v.attr(k), want.map(String::as_str), "{id} {k}");
+                }
+            }
+        }
+    }
 }

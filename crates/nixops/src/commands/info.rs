@@ -24,13 +24,14 @@ pub struct Args {
     pub json: bool,
 }
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 
 use nixops_core::backend::is_machine_type;
 use nixops_core::generations::{self, Profile};
-use nixops_core::names::natural_cmp;
-use nixops_core::state::{DeploymentRecord, ResourceRecord};
+use nixops_core::names::natural_key;
+use nixops_core::state::{DeploymentRecord, ResourceRecord, ResourceState, ResourceView};
 
 use crate::error::CliResult;
 use crate::render::table::{Align, Table};
@@ -40,42 +41,61 @@ use crate::settings::Settings;
 /// `None` when the deployment was not evaluated (`--no-eval`, or it failed).
 pub type Definitions = Option<Vec<(String, String)>>;
 
-/// One row of the table.
+/// One row of the table, borrowing from the state and the definitions.
 #[derive(Debug, serde::Serialize)]
-struct Row {
+struct Row<'a> {
     #[serde(skip)]
-    uuid: String,
+    uuid: &'a str,
     /// The deployment's name, or `(none)`.
     #[serde(skip)]
-    depl_name: String,
-    deployment: String,
-    name: String,
-    status: String,
+    depl_name: &'a str,
+    deployment: &'a str,
+    name: &'a str,
+    status: &'a str,
     #[serde(rename = "type")]
-    type_: String,
-    resource_id: String,
-    public_ipv4: String,
-    private_ipv4: String,
+    type_: &'a str,
+    resource_id: &'a str,
+    public_ipv4: &'a str,
+    private_ipv4: &'a str,
 }
 
 pub fn run(args: &Args, settings: &Settings) -> CliResult {
-    let state = settings.open_state()?;
-    let depls = if args.all {
-        // Every machine of every deployment: read only what a row shows.
-        state.deployments_with_attrs(ROW_ATTRS)?
+    let state = settings.open_state_for_reading()?;
+    let snapshot;
+    let single;
+    // Each deployment with its resources.
+    let depls: Vec<(&DeploymentRecord, Vec<ResourceView<'_>>)> = if args.all {
+        // Every machine of every deployment: read only what a row shows, and
+        // leave it in the buffers it was read into.
+        snapshot = state.snapshot_with_attrs(ROW_ATTRS)?;
+        snapshot
+            .deployments()
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d, snapshot.resources(i).collect()))
+            .collect()
     } else {
-        vec![settings.select(&state)?]
+        single = settings.select(&state)?;
+        vec![(
+            &single,
+            single.resources.iter().map(ResourceRecord::view).collect(),
+        )]
     };
+    let defs: Vec<Definitions> = depls
+        .iter()
+        .map(|(depl, _)| {
+            if args.no_eval {
+                None
+            } else {
+                definitions(depl, settings)
+            }
+        })
+        .collect();
+    let texts = StatusTexts::new();
     let mut out = String::new();
     let mut json = Vec::new();
     let mut rows = Vec::new();
-    for depl in &depls {
-        let defs: Definitions = if args.no_eval {
-            None
-        } else {
-            definitions(depl, settings)
-        };
-        let depl_rows = rows_of(depl, &defs);
+    for ((depl, _), depl_rows) in depls.iter().zip(all_rows(&depls, &defs, &texts)) {
         if args.json {
             json.push(serde_json::json!({
                 "uuid": depl.uuid,
@@ -105,17 +125,17 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
         for r in &rows {
             let mut fields: Vec<&str> = Vec::with_capacity(8);
             if args.all {
-                fields.push(&r.uuid);
-                fields.push(&r.depl_name);
+                fields.push(r.uuid);
+                fields.push(r.depl_name);
             }
             let status = r.status.to_lowercase();
             fields.extend([
-                r.name.as_str(),
+                r.name,
                 &status,
-                &r.type_,
-                &r.resource_id,
-                &r.public_ipv4,
-                &r.private_ipv4,
+                r.type_,
+                r.resource_id,
+                r.public_ipv4,
+                r.private_ipv4,
             ]);
             out.push_str(&fields.join("\t"));
             out.push('\n');
@@ -140,14 +160,15 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
         } else {
             r.public_ipv4
         };
-        let mut cells = vec![r.name, r.status, r.type_, r.resource_id, ip];
+        let mut cells: Vec<Cow<'_, str>> = Vec::with_capacity(6);
         if args.all {
-            cells.insert(0, r.deployment);
+            cells.push(r.deployment.into());
         }
-        table.push(cells);
+        cells.extend([r.name, r.status, r.type_, r.resource_id, ip].map(Cow::from));
+        table.push_cells(cells);
     }
-    out.push_str(&table.render());
-    print!("{out}");
+    // The header (if any), then the table as rendered: it can be megabytes.
+    print!("{out}{}", table.render());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -218,66 +239,141 @@ const ROW_ATTRS: &[&str] = &[
     "privateIpv4",
 ];
 
+/// The texts of the status column, made once: `state / config` for machines,
+/// `state` alone for other resources.
+struct StatusTexts {
+    /// By state code, then by [`Config`] position.
+    machine: Vec<[String; 4]>,
+}
+
+/// The configuration part of a machine's status.
+#[derive(Clone, Copy)]
+enum Config {
+    Obsolete = 0,
+    Revived = 1,
+    Outdated = 2,
+    UpToDate = 3,
+}
+
+const CONFIG_TEXTS: [&str; 4] = ["Obsolete", "Revived", "Outdated", "Up-to-date"];
+
+impl StatusTexts {
+    fn new() -> Self {
+        let machine = (0..8)
+            .map(|code| {
+                let state = ResourceState::from_code(code).name();
+                CONFIG_TEXTS.map(|config| format!("{state} / {config}"))
+            })
+            .collect();
+        StatusTexts { machine }
+    }
+}
+
+/// Tables with more machines than this are built on two threads.
+const PARALLEL_ROWS: usize = 2000;
+
+/// The rows of every deployment; with many machines, the deployments are split
+/// over two threads.
+fn all_rows<'a>(
+    depls: &'a [(&'a DeploymentRecord, Vec<ResourceView<'a>>)],
+    defs: &'a [Definitions],
+    texts: &'a StatusTexts,
+) -> Vec<Vec<Row<'a>>> {
+    let one = |i: usize| rows_of(depls[i].0, &depls[i].1, &defs[i], texts);
+    let machines: usize = depls.iter().map(|(_, r)| r.len()).sum();
+    if machines < PARALLEL_ROWS {
+        return (0..depls.len()).map(one).collect();
+    }
+    // Split where half of the machines are on each side.
+    let mut acc = 0;
+    let mid = depls
+        .iter()
+        .position(|(_, r)| {
+            acc += r.len();
+            acc * 2 >= machines
+        })
+        .map_or(depls.len(), |i| i + 1);
+    std::thread::scope(|s| {
+        let one = &one;
+        let second = s.spawn(move || (mid..depls.len()).map(one).collect::<Vec<_>>());
+        let mut rows: Vec<_> = (0..mid).map(one).collect();
+        rows.extend(
+            second
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        );
+        rows
+    })
+}
+
 /// The rows of one deployment: every resource in state and every definition,
 /// sorted by type, then name in natural order.
-fn rows_of(depl: &DeploymentRecord, defs: &Definitions) -> Vec<Row> {
-    let mut names: Vec<(&str, &str)> = depl
-        .resources
-        .iter()
-        .map(|r| (r.type_.as_str(), r.name.as_str()))
-        .collect();
+fn rows_of<'a>(
+    depl: &'a DeploymentRecord,
+    resources: &[ResourceView<'a>],
+    defs: &'a Definitions,
+    texts: &'a StatusTexts,
+) -> Vec<Row<'a>> {
+    let mut names: Vec<(&str, &str)> = resources.iter().map(|r| (r.type_, r.name)).collect();
     if let Some(defs) = defs {
-        let in_state: HashSet<&str> = depl.resources.iter().map(|r| r.name.as_str()).collect();
+        let in_state: HashSet<&str> = resources.iter().map(|r| r.name).collect();
         for (name, type_) in defs {
             if !in_state.contains(name.as_str()) {
                 names.push((type_, name));
             }
         }
     }
-    names.sort_by(|a, b| a.0.cmp(b.0).then_with(|| natural_cmp(a.1, b.1)));
+    names.sort_by_cached_key(|&(type_, name)| (type_, natural_key(name)));
     // Look names up by hash, not by scanning: a deployment may have hundreds of
     // machines. The first resource of a name wins, as `DeploymentRecord::resource`.
-    let mut by_name: HashMap<&str, &ResourceRecord> = HashMap::with_capacity(depl.resources.len());
-    for r in &depl.resources {
-        by_name.entry(r.name.as_str()).or_insert(r);
+    let mut by_name: HashMap<&str, &ResourceView<'a>> = HashMap::with_capacity(resources.len());
+    for r in resources {
+        by_name.entry(r.name).or_insert(r);
     }
     let defined_names: Option<HashSet<&str>> = defs
         .as_ref()
         .map(|d| d.iter().map(|(n, _)| n.as_str()).collect());
+    let depl_name = depl.name().unwrap_or("(none)");
     names
         .into_iter()
         .map(|(type_, name)| {
             let res = by_name.get(name).copied();
             let defined = defined_names.as_ref().map(|d| d.contains(name));
             Row {
-                uuid: depl.uuid.clone(),
-                depl_name: depl.name().unwrap_or("(none)").to_owned(),
-                deployment: depl.name_or_uuid().to_owned(),
-                name: name.to_owned(),
-                status: status(depl, res, defined),
-                type_: res.map_or(type_, |r| r.type_.as_str()).to_owned(),
-                resource_id: res.and_then(|r| r.vm_id()).unwrap_or("").to_owned(),
-                public_ipv4: res.and_then(|r| r.public_ipv4()).unwrap_or("").to_owned(),
-                private_ipv4: res.and_then(|r| r.private_ipv4()).unwrap_or("").to_owned(),
+                uuid: &depl.uuid,
+                depl_name,
+                deployment: depl.name_or_uuid(),
+                name,
+                status: status(depl, res, defined, texts),
+                type_: res.map_or(type_, |r| r.type_),
+                resource_id: res.and_then(|r| r.vm_id()).unwrap_or(""),
+                public_ipv4: res.and_then(|r| r.public_ipv4()).unwrap_or(""),
+                private_ipv4: res.and_then(|r| r.private_ipv4()).unwrap_or(""),
             }
         })
         .collect()
 }
 
 /// NixOps' status column (V1 rules). `defined` is `None` without evaluation.
-fn status(depl: &DeploymentRecord, res: Option<&ResourceRecord>, defined: Option<bool>) -> String {
+fn status<'a>(
+    depl: &DeploymentRecord,
+    res: Option<&ResourceView<'_>>,
+    defined: Option<bool>,
+    texts: &'a StatusTexts,
+) -> &'a str {
     let Some(res) = res else {
-        return "Missing".to_owned();
+        return "Missing";
     };
-    let state = res.state().name();
-    if !is_machine_type(&res.type_) {
-        return state.to_owned();
+    let state = res.state();
+    if !is_machine_type(res.type_) {
+        return state.name();
     }
     let config = match (defined, res.obsolete()) {
-        (Some(false), _) | (None, true) => "Obsolete",
-        (Some(true), true) => "Revived",
-        _ if depl.configs_path() != res.configs_path() => "Outdated",
-        _ => "Up-to-date",
+        (Some(false), _) | (None, true) => Config::Obsolete,
+        (Some(true), true) => Config::Revived,
+        _ if depl.configs_path() != res.configs_path() => Config::Outdated,
+        _ => Config::UpToDate,
     };
-    format!("{state} / {config}")
+    let code = usize::try_from(state.code()).expect("invariant: state codes are 0..8");
+    &texts.machine[code][config as usize]
 }

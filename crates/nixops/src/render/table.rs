@@ -4,6 +4,8 @@
 //! their column, multi-line cells are split on newlines, and ANSI colour escapes
 //! do not count towards a column's width. Centring follows Python's `str.center`.
 
+use std::borrow::Cow;
+
 /// How the cells of a column are aligned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Align {
@@ -12,14 +14,18 @@ pub enum Align {
     Right,
 }
 
-/// A table with a header row.
+/// One row's cells.
+type Cells<'a> = Vec<Cow<'a, str>>;
+
+/// A table with a header row. Cells may borrow their text (`'a`), so a table of
+/// thousands of machines need not copy every name.
 #[derive(Debug)]
-pub struct Table {
+pub struct Table<'a> {
     columns: Vec<(String, Align)>,
-    rows: Vec<Vec<String>>,
+    rows: Vec<Cells<'a>>,
 }
 
-impl Table {
+impl<'a> Table<'a> {
     pub fn new(columns: &[(&str, Align)]) -> Self {
         Table {
             columns: columns.iter().map(|(h, a)| (h.to_string(), *a)).collect(),
@@ -29,18 +35,38 @@ impl Table {
 
     /// Add a row; it must have one cell per column.
     pub fn push(&mut self, row: Vec<String>) {
+        self.push_cells(row.into_iter().map(Cow::Owned).collect());
+    }
+
+    /// Add a row of cells that may borrow their text; one cell per column.
+    pub fn push_cells(&mut self, row: Vec<Cow<'a, str>>) {
         debug_assert_eq!(row.len(), self.columns.len());
         self.rows.push(row);
     }
 
-    /// The table as text, ending in a newline.
+    /// The table as text, ending in a newline. Tables of thousands of rows are
+    /// measured and laid out on two threads.
     pub fn render(&self) -> String {
-        let mut widths: Vec<usize> = self.columns.iter().map(|(h, _)| width(h)).collect();
-        for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = cell.split('\n').map(width).fold(*w, usize::max);
+        let measure = |rows: &[Cells<'a>]| {
+            let mut widths: Vec<usize> = self.columns.iter().map(|(h, _)| width(h)).collect();
+            for row in rows {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = if cell.contains('\n') {
+                        cell.split('\n').map(width).fold(*w, usize::max)
+                    } else {
+                        width(cell).max(*w)
+                    };
+                }
             }
-        }
+            widths
+        };
+        let widths = match self.halves() {
+            None => measure(&self.rows),
+            Some((a, b)) => {
+                let (wa, wb) = in_parallel(|| measure(a), || measure(b));
+                wa.into_iter().zip(wb).map(|(a, b)| a.max(b)).collect()
+            }
+        };
         let border = {
             let mut s = String::from("+");
             for w in &widths {
@@ -53,35 +79,75 @@ impl Table {
         let mut out = String::with_capacity(border.len() * (self.rows.len() + 4));
         out.push_str(&border);
         let header: Vec<&str> = self.columns.iter().map(|(h, _)| h.as_str()).collect();
-        self.push_line(&mut out, &widths, &header);
+        self.push_line(&mut out, &widths, header.iter().copied());
         out.push_str(&border);
         if self.rows.is_empty() {
             return out;
         }
-        for row in &self.rows {
-            let lines: Vec<Vec<&str>> = row.iter().map(|c| c.split('\n').collect()).collect();
-            let height = lines.iter().map(Vec::len).max().unwrap_or(1);
-            for i in 0..height {
-                let cells: Vec<&str> = lines
-                    .iter()
-                    .map(|l| l.get(i).copied().unwrap_or(""))
-                    .collect();
-                self.push_line(&mut out, &widths, &cells);
+        let lay_out = |out: &mut String, rows: &[Cells<'a>]| {
+            for row in rows {
+                if !row.iter().any(|c| c.contains('\n')) {
+                    self.push_line(out, &widths, row.iter().map(|c| c.as_ref()));
+                    continue;
+                }
+                let lines: Vec<Vec<&str>> = row.iter().map(|c| c.split('\n').collect()).collect();
+                let height = lines.iter().map(Vec::len).max().unwrap_or(1);
+                for i in 0..height {
+                    let cells = lines.iter().map(|l| l.get(i).copied().unwrap_or(""));
+                    self.push_line(out, &widths, cells);
+                }
+            }
+        };
+        match self.halves() {
+            None => lay_out(&mut out, &self.rows),
+            Some((a, b)) => {
+                let second = in_parallel(
+                    || lay_out(&mut out, a),
+                    || {
+                        let mut text = String::with_capacity(border.len() * b.len());
+                        lay_out(&mut text, b);
+                        text
+                    },
+                )
+                .1;
+                out.push_str(&second);
             }
         }
         out.push_str(&border);
         out
     }
 
-    fn push_line(&self, out: &mut String, widths: &[usize], cells: &[&str]) {
+    /// The rows in two halves, when there are enough to share out.
+    fn halves(&self) -> Option<(&[Cells<'a>], &[Cells<'a>])> {
+        (self.rows.len() >= PARALLEL_ROWS).then(|| self.rows.split_at(self.rows.len() / 2))
+    }
+
+    fn push_line<'c>(
+        &self,
+        out: &mut String,
+        widths: &[usize],
+        cells: impl Iterator<Item = &'c str>,
+    ) {
         out.push('|');
-        for ((cell, w), (_, align)) in cells.iter().zip(widths).zip(&self.columns) {
+        for ((cell, w), (_, align)) in cells.zip(widths).zip(&self.columns) {
             out.push(' ');
             pad(out, cell, *w, *align);
             out.push_str(" |");
         }
         out.push('\n');
     }
+}
+
+/// Tables with more rows than this are rendered on two threads.
+const PARALLEL_ROWS: usize = 2000;
+
+/// Run `a` here and `b` on another thread.
+fn in_parallel<A, B: Send>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) -> (A, B) {
+    std::thread::scope(|s| {
+        let b = s.spawn(b);
+        let a = a();
+        (a, b.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })
 }
 
 fn pad(out: &mut String, text: &str, width: usize, align: Align) {
@@ -93,13 +159,26 @@ fn pad(out: &mut String, text: &str, width: usize, align: Align) {
         // and the total width are odd.
         Align::Center => margin / 2 + (margin & width & 1),
     };
-    out.extend(std::iter::repeat_n(' ', left));
+    push_spaces(out, left);
     out.push_str(text);
-    out.extend(std::iter::repeat_n(' ', margin - left));
+    push_spaces(out, margin - left);
+}
+
+fn push_spaces(out: &mut String, mut n: usize) {
+    const SPACES: &str = "                                                                ";
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        out.push_str(&SPACES[..k]);
+        n -= k;
+    }
 }
 
 /// Display width: characters, not counting ANSI escape sequences.
 pub fn width(text: &str) -> usize {
+    // The common case, checked with two fast scans: ASCII without escapes.
+    if text.is_ascii() && !text.as_bytes().contains(&0x1b) {
+        return text.len();
+    }
     let mut n = 0;
     let mut chars = text.chars();
     while let Some(c) = chars.next() {

@@ -1,0 +1,597 @@
+//! Reading `ResourceAttrs` in bulk: the one table that grows with every machine.
+//!
+//! Owns the fast path for commands that read every machine of every deployment
+//! (`export --all`, `info --all`): rows are read in rowid order (an index walk
+//! `order by machine` costs twice as much), on large files in blocks of the rowid
+//! range taken in turn by two connections on two threads, and copied into one
+//! buffer per connection instead of one allocation per string; then grouped by
+//! resource in memory, since a machine's rows need not be contiguous in rowid
+//! order (`insert or replace` gives a row a new rowid). The two connections are
+//! made to read the same snapshot (see [`SideReader`]). It only reads, never
+//! decides what to show, and never writes.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+
+/// Memory map size for reading connections: large enough for any realistic state
+/// file, so pages are read in place instead of copied by `pread()`.
+pub(super) const MMAP_SIZE: i64 = 268_435_456;
+
+/// Files smaller than this are read on one connection without looking further.
+pub(super) const PARALLEL_MIN_BYTES: u64 = 1 << 20;
+
+/// Files with fewer rows than this are scanned on one connection: a second one
+/// costs more to open than it saves.
+const PARALLEL_MIN_ROWS: i64 = 20_000;
+
+/// [`PARALLEL_MIN_ROWS`] as a count of rows read.
+const PARALLEL_MIN_ROWS_USIZE: usize = 20_000;
+
+/// How many blocks a parallel scan splits the rowid range into.
+const SCAN_BLOCKS: usize = 32;
+
+/// Maps resource ids to positions in a list sorted by id. Ids are autoincrement
+/// and therefore dense in practice: index them with a table instead of hashing
+/// every row; fall back to a map for sparse ids.
+pub(super) enum SlotMap {
+    /// `table[id - min]` is the slot, `u32::MAX` for none.
+    Dense { min: i64, table: Vec<u32> },
+    /// Sparse ids.
+    Sparse(HashMap<i64, u32>),
+}
+
+impl SlotMap {
+    /// The map for `ids`, sorted ascending.
+    pub(super) fn new(ids: impl ExactSizeIterator<Item = i64> + Clone) -> SlotMap {
+        let n = ids.len();
+        let (Some(min), Some(max)) = (ids.clone().next(), ids.clone().last()) else {
+            return SlotMap::Sparse(HashMap::new());
+        };
+        let span = usize::try_from(max.saturating_sub(min)).unwrap_or(usize::MAX);
+        if span < n.saturating_mul(4) + 1024 {
+            let mut table = vec![u32::MAX; span + 1];
+            for (i, id) in ids.enumerate() {
+                let slot = usize::try_from(id - min).expect("invariant: min <= id <= max");
+                table[slot] = u32::try_from(i).unwrap_or(u32::MAX);
+            }
+            SlotMap::Dense { min, table }
+        } else {
+            SlotMap::Sparse(
+                ids.enumerate()
+                    .map(|(i, id)| (id, u32::try_from(i).unwrap_or(u32::MAX)))
+                    .collect(),
+            )
+        }
+    }
+
+    /// The slot of resource `id`, if it is one of ours.
+    pub(super) fn get(&self, id: i64) -> Option<usize> {
+        match self {
+            SlotMap::Dense { min, table } => {
+                let i = usize::try_from(id.checked_sub(*min)?).ok()?;
+                table
+                    .get(i)
+                    .filter(|&&s| s != u32::MAX)
+                    .map(|&s| s as usize)
+            }
+            SlotMap::Sparse(map) => map.get(&id).map(|&s| s as usize),
+        }
+    }
+}
+
+/// FNV-1a: attribute names are short and few, SipHash would dominate the lookup.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// One row of a [`Chunk`]: the resource id, the attribute name (an index into
+/// the chunk's names, or'ed with [`PLAIN`] when the value needs no JSON escaping)
+/// and the end of the value in the chunk's text; the value starts where the
+/// previous row's ends.
+#[derive(Clone, Copy)]
+struct ChunkRow {
+    machine: i64,
+    name: u32,
+    end: u32,
+}
+
+/// Flag bit: the value is printable ASCII without `"` or `\`, so its JSON string
+/// literal is the value in quotes. Checked while the bytes are being copied anyway.
+const PLAIN: u32 = 1 << 31;
+
+/// Whether `s` is printable ASCII without `"` and `\` (a JSON string literal
+/// as is, also with Python's `ensure_ascii`).
+pub(super) fn is_plain(s: &[u8]) -> bool {
+    // Blocks without early exit inside, so the compiler can vectorise the test.
+    let ok = super::pyjson::is_plain_byte;
+    let mut blocks = s.chunks_exact(32);
+    blocks.all(|block| block.iter().fold(true, |acc, &b| acc & ok(b)))
+        && blocks.remainder().iter().all(|&b| ok(b))
+}
+
+/// The rows of one scan, their values concatenated in one string.
+#[derive(Default)]
+pub(super) struct Chunk {
+    text: String,
+    rows: Vec<ChunkRow>,
+    names: Vec<String>,
+    /// Per name: whether it is wanted (in `only`).
+    wanted: Vec<bool>,
+    index: HashMap<Box<[u8]>, u32, BuildHasherDefault<Fnv>>,
+}
+
+impl Chunk {
+    /// The local index of attribute name `name` (UTF-8 checked once per name).
+    fn intern(&mut self, name: &[u8], only: Option<&[&str]>) -> rusqlite::Result<u32> {
+        if let Some(&i) = self.index.get(name) {
+            return Ok(i);
+        }
+        self.wanted
+            .push(only.is_none_or(|only| only.iter().any(|n| n.as_bytes() == name)));
+        let s = std::str::from_utf8(name).map_err(rusqlite::Error::Utf8Error)?;
+        let i = u32::try_from(self.names.len())
+            .ok()
+            .filter(|&i| i < PLAIN)
+            .ok_or(rusqlite::Error::IntegralValueOutOfRange(1, i64::MAX))?;
+        self.names.push(s.to_owned());
+        self.index.insert(name.into(), i);
+        Ok(i)
+    }
+
+    /// Append every row of `rows` (`machine, name, value`), skipping names not in
+    /// `only` before copying anything.
+    pub(super) fn read(
+        &mut self,
+        mut rows: rusqlite::Rows<'_>,
+        only: Option<&[&str]>,
+    ) -> rusqlite::Result<()> {
+        // Rows often come grouped by name (attributes set for all machines at once):
+        // remember the last one to skip the hash lookup.
+        let mut last: Option<u32> = None;
+        while let Some(r) = rows.next()? {
+            let name = text_bytes(r.get_ref(1)?, 1, "name")?;
+            let name_id = match last {
+                Some(id) if self.names[id as usize].as_bytes() == name => id,
+                _ => {
+                    let id = self.intern(name, only)?;
+                    last = Some(id);
+                    id
+                }
+            };
+            // Rows of unwanted names are skipped before anything else is read.
+            if !self.wanted[name_id as usize] {
+                continue;
+            }
+            let machine = r.get_ref(0)?.as_i64()?;
+            let value = text_bytes(r.get_ref(2)?, 2, "value")?;
+            let plain = if is_plain(value) { PLAIN } else { 0 };
+            let value = std::str::from_utf8(value).map_err(rusqlite::Error::Utf8Error)?;
+            self.text.push_str(value);
+            let end = u32::try_from(self.text.len())
+                .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(2, i64::MAX))?;
+            self.rows.push(ChunkRow {
+                machine,
+                name: name_id | plain,
+                end,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn text_bytes<'a>(v: ValueRef<'a>, col: usize, name: &str) -> rusqlite::Result<&'a [u8]> {
+    match v {
+        ValueRef::Text(b) => Ok(b),
+        other => Err(rusqlite::Error::InvalidColumnType(
+            col,
+            name.to_owned(),
+            other.data_type(),
+        )),
+    }
+}
+
+/// A second connection waiting to join the main connection's read transaction.
+///
+/// Consistency: `PRAGMA data_version` on a connection changes exactly when another
+/// connection has committed since its previous read. The side connection reads it
+/// once in autocommit mode *before* the main connection starts its read
+/// transaction, and again as the first read of its own transaction *after* the
+/// main one has started. Equal values mean no commit happened in between, so both
+/// transactions read the same snapshot (in WAL mode the same WAL end mark; in
+/// rollback mode no writer can commit while the main connection holds its shared
+/// lock). Otherwise the side connection is dropped and the caller scans alone.
+pub(super) struct SideReader {
+    conn: Connection,
+    version: i64,
+}
+
+impl SideReader {
+    /// Open a second connection to `path` and note the data version. Call before
+    /// the main connection begins its read transaction.
+    pub(super) fn open(path: &Path, busy_timeout: Duration) -> rusqlite::Result<SideReader> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(busy_timeout)?;
+        conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
+        let version = conn.query_row("pragma data_version", [], |r| r.get(0))?;
+        Ok(SideReader { conn, version })
+    }
+
+    /// Begin the side connection's read transaction; call after the main
+    /// connection's has started (after its first read). `None` when a commit came
+    /// in between and the snapshots may differ.
+    pub(super) fn join(self) -> rusqlite::Result<Option<Connection>> {
+        self.conn.execute_batch("begin")?;
+        let now: i64 = self
+            .conn
+            .query_row("pragma data_version", [], |r| r.get(0))?;
+        Ok((now == self.version).then_some(self.conn))
+    }
+}
+
+/// `ResourceAttrs` rowid bounds, `None` when empty. As the main connection's first
+/// read it also starts its read transaction.
+pub(super) fn rowid_bounds(conn: &Connection) -> rusqlite::Result<Option<(i64, i64)>> {
+    conn.query_row(
+        // Two subqueries: SQLite answers a lone min() or max() from the b-tree's
+        // ends, but both in one select scan the whole table.
+        "select (select min(rowid) from ResourceAttrs), (select max(rowid) from ResourceAttrs)",
+        [],
+        |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
+    )
+}
+
+/// Whether a file with these rowid bounds is worth a second connection.
+pub(super) fn wants_side(bounds: Option<(i64, i64)>) -> bool {
+    bounds.is_some_and(|(lo, hi)| hi.saturating_sub(lo) >= PARALLEL_MIN_ROWS)
+}
+
+/// Every row of `ResourceAttrs` (names in `only`, if given) within `bounds`, in
+/// rowid order within blocks of the rowid range. With a `side` connection, a
+/// thread of its own starts on the blocks at once while `main_work` runs on
+/// `main`, which then takes blocks too: whichever is faster (the machine is
+/// shared, the main thread has more to do) scans more. `text_hint` bounds the
+/// bytes of values one connection may copy (the file's size). Returns
+/// `main_work`'s result and one chunk per connection.
+pub(super) fn scan_all<T>(
+    main: &Connection,
+    side: Option<Connection>,
+    bounds: Option<(i64, i64)>,
+    only: Option<&[&str]>,
+    text_hint: usize,
+    main_work: impl FnOnce() -> rusqlite::Result<T>,
+) -> rusqlite::Result<(T, Vec<Chunk>)> {
+    let Some((lo, hi)) = bounds else {
+        return Ok((main_work()?, Vec::new()));
+    };
+    let blocks = if side.is_some() { SCAN_BLOCKS } else { 1 };
+    let next = AtomicUsize::new(0);
+    // Block `k` of `blocks` equal parts of lo..=hi (in i128: the span of two
+    // i64s may not fit one).
+    let bound = |k: usize| -> i64 {
+        let span = i128::from(hi) - i128::from(lo) + 1;
+        let at = i128::from(lo) + span * k as i128 / blocks as i128;
+        i64::try_from(at).unwrap_or(i64::MAX)
+    };
+    let scan = |conn: &Connection| -> rusqlite::Result<Chunk> {
+        // Room for everything up front: memory not written to costs nothing,
+        // while growing would copy what was read so far.
+        let mut chunk = Chunk {
+            text: String::with_capacity(text_hint),
+            // Rowids may be sparse, but every row takes a few bytes of the file.
+            rows: Vec::with_capacity(
+                usize::try_from(hi - lo)
+                    .unwrap_or(0)
+                    .saturating_add(1)
+                    .min(text_hint / 8),
+            ),
+            ..Chunk::default()
+        };
+        // No `name in (...)` for `only`: SQLite evaluates that per row at a
+        // higher cost than the check on our side, which sees each name once.
+        let mut stmt = conn.prepare_cached(
+            "select machine, name, value from ResourceAttrs where rowid >= ?1 and rowid <= ?2",
+        )?;
+        loop {
+            let k = next.fetch_add(1, AtomicOrdering::Relaxed);
+            if k >= blocks {
+                return Ok(chunk);
+            }
+            // The last block ends at `hi` itself (`bound(blocks)` may overflow).
+            let end = if k + 1 == blocks {
+                hi
+            } else {
+                bound(k + 1) - 1
+            };
+            stmt.raw_bind_parameter(1, bound(k))?;
+            stmt.raw_bind_parameter(2, end)?;
+            chunk.read(stmt.raw_query(), only)?;
+        }
+    };
+    let Some(side) = side else {
+        let t = main_work()?;
+        return Ok((t, vec![scan(main)?]));
+    };
+    std::thread::scope(|s| {
+        let scan = &scan;
+        let other = s.spawn(move || scan(&side));
+        let mine = main_work().and_then(|t| Ok((t, scan(main)?)));
+        if mine.is_err() {
+            // Stop the other thread early; its result no longer matters.
+            next.store(blocks, AtomicOrdering::Relaxed);
+        }
+        let other = other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let (t, mine) = mine?;
+        Ok((t, vec![mine, other?]))
+    })
+}
+
+/// Run `a` here and `b` on another thread.
+fn both<A, B: Send>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) -> (A, B) {
+    std::thread::scope(|s| {
+        let b = s.spawn(b);
+        let a = a();
+        (a, b.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })
+}
+
+/// Resource attributes grouped by resource slot, each slot's sorted by name.
+pub(super) struct AttrTable {
+    chunks: Vec<Chunk>,
+    /// Distinct names, sorted by code point.
+    names: Vec<String>,
+    /// `entries[starts[s]..starts[s + 1]]` are slot `s`'s attributes.
+    starts: Vec<u32>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    /// Position of the name in `AttrTable::names`.
+    rank: u32,
+    /// The chunk, or'ed with [`PLAIN`].
+    chunk: u32,
+    start: u32,
+    end: u32,
+}
+
+impl AttrTable {
+    /// Group the rows of `chunks` by the slot `slots` gives their resource id
+    /// (rows of other resources are dropped); `nslots` slots.
+    pub(super) fn group(chunks: Vec<Chunk>, slots: &SlotMap, nslots: usize) -> AttrTable {
+        // One sorted list of names, and each chunk's local index → its rank.
+        let mut names: Vec<String> = chunks.iter().flat_map(|c| c.names.clone()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let ranks: Vec<Vec<u32>> = chunks
+            .iter()
+            .map(|c| {
+                c.names
+                    .iter()
+                    .map(|n| {
+                        let i = names
+                            .binary_search(n)
+                            .expect("invariant: every chunk name is in the merged list");
+                        u32::try_from(i).expect("invariant: fewer names than rows")
+                    })
+                    .collect()
+            })
+            .collect();
+        // Counting sort by slot: count, prefix sums, scatter; on large reads the
+        // counting runs on one thread per chunk, the scatter on one per half of
+        // the slots (each writing its own part of `entries`).
+        let parallel = chunks.len() == 2
+            && chunks.iter().map(|c| c.rows.len()).sum::<usize>() >= PARALLEL_MIN_ROWS_USIZE;
+        let slot_rows = |c: &Chunk| -> (Vec<u32>, Vec<u32>) {
+            let mut counts = vec![0u32; nslots + 1];
+            let slot_of = c
+                .rows
+                .iter()
+                .map(|r| match slots.get(r.machine) {
+                    Some(s) => {
+                        counts[s] += 1;
+                        u32::try_from(s).expect("invariant: slots are u32")
+                    }
+                    None => u32::MAX,
+                })
+                .collect();
+            (slot_of, counts)
+        };
+        let per_chunk: Vec<(Vec<u32>, Vec<u32>)> = if parallel {
+            let (a, b) = both(|| slot_rows(&chunks[0]), || slot_rows(&chunks[1]));
+            vec![a, b]
+        } else {
+            chunks.iter().map(slot_rows).collect()
+        };
+        let mut starts = vec![0u32; nslots + 1];
+        for (_, counts) in &per_chunk {
+            for (s, n) in starts[1..].iter_mut().zip(counts) {
+                *s += n;
+            }
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let empty = Entry {
+            rank: 0,
+            chunk: 0,
+            start: 0,
+            end: 0,
+        };
+        let mut entries = vec![empty; starts[nslots] as usize];
+        // Slots `lo..hi` into `out`, which is `entries` from slot `lo` on.
+        let fill = |lo: usize, hi: usize, out: &mut [Entry]| {
+            let base = starts[lo];
+            let mut next: Vec<u32> = starts[lo..hi].iter().map(|s| s - base).collect();
+            for (ci, (c, (slot_of, _))) in chunks.iter().zip(&per_chunk).enumerate() {
+                let chunk = u32::try_from(ci).expect("invariant: few chunks");
+                let mut start = 0u32;
+                for (r, &s) in c.rows.iter().zip(slot_of) {
+                    let s = s as usize;
+                    if (lo..hi).contains(&s) {
+                        let pos = &mut next[s - lo];
+                        out[*pos as usize] = Entry {
+                            rank: ranks[ci][(r.name & !PLAIN) as usize],
+                            chunk: chunk | (r.name & PLAIN),
+                            start,
+                            end: r.end,
+                        };
+                        *pos += 1;
+                    }
+                    start = r.end;
+                }
+            }
+            for w in starts[lo..=hi].windows(2) {
+                out[(w[0] - base) as usize..(w[1] - base) as usize]
+                    .sort_unstable_by_key(|e| e.rank);
+            }
+        };
+        if parallel {
+            let mid = nslots / 2;
+            let (a, b) = entries.split_at_mut(starts[mid] as usize);
+            both(|| fill(0, mid, a), || fill(mid, nslots, b));
+        } else {
+            fill(0, nslots, &mut entries);
+        }
+        AttrTable {
+            chunks,
+            names,
+            starts,
+            entries,
+        }
+    }
+
+    /// The attributes of slot `s`, sorted by name. Names are unique per resource
+    /// (the table's primary key).
+    pub(super) fn attrs(&self, s: usize) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
+        self.entries[range]
+            .iter()
+            .map(|e| (self.names[e.rank as usize].as_str(), self.value(e)))
+    }
+
+    fn value(&self, e: &Entry) -> &str {
+        &self.chunks[(e.chunk & !PLAIN) as usize].text[e.start as usize..e.end as usize]
+    }
+
+    /// The attributes of slot `s` as (position in [`AttrTable::names`], value,
+    /// whether the value needs no escaping), sorted by name.
+    pub(super) fn ranked(&self, s: usize) -> impl Iterator<Item = (usize, &str, bool)> + '_ {
+        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
+        self.entries[range]
+            .iter()
+            .map(|e| (e.rank as usize, self.value(e), e.chunk & PLAIN != 0))
+    }
+
+    /// Every attribute name read, sorted by code point.
+    pub(super) fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Roughly how many bytes slot `s`'s attributes take (for balancing work).
+    pub(super) fn weight(&self, s: usize) -> usize {
+        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
+        self.entries[range]
+            .iter()
+            .map(|e| (e.end - e.start) as usize + 32)
+            .sum()
+    }
+}
+
+/// The `ResourceAttrs` rows of one deployment's resources (names in `only`).
+pub(super) fn scan_deployment(
+    conn: &Connection,
+    uuid: &str,
+    only: Option<&[&str]>,
+) -> rusqlite::Result<Chunk> {
+    let mut chunk = Chunk::default();
+    let mut stmt = conn.prepare_cached(
+        "select a.machine, a.name, a.value from ResourceAttrs a join Resources r on r.id = a.machine where r.deployment = ?1",
+    )?;
+    chunk.read(stmt.query([uuid])?, only)?;
+    Ok(chunk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_means_no_json_escape() {
+        for s in [
+            "",
+            "abc",
+            "/nix/store/x-y_z.1",
+            "~ !#$%&'()*+,-./:;<=>?@[]^`{|}",
+        ] {
+            assert!(is_plain(s.as_bytes()), "{s:?}");
+        }
+        let long = "x".repeat(100);
+        for bad in ["\"", "\\", "\n", "\u{1f}", "\u{7f}", "é", "☃"] {
+            assert!(!is_plain(bad.as_bytes()), "{bad:?}");
+            // In the vectorised blocks and in the remainder.
+            assert!(
+                !is_plain(format!("{long}{bad}{long}").as_bytes()),
+                "{bad:?}"
+            );
+            assert!(!is_plain(format!("{long}{bad}").as_bytes()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn side_reader_refuses_a_snapshot_after_a_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.nixops");
+        let sf = super::super::StateFile::open(&path).expect("create");
+        let writer = Connection::open(&path).expect("writer");
+        let main = &sf.conn;
+        let begin_main = || {
+            main.execute_batch("begin").expect("begin");
+            rowid_bounds(main).expect("first read");
+        };
+
+        // Nothing committed between the side's look and the main read: joined.
+        let side = SideReader::open(&path, Duration::from_secs(1)).expect("side");
+        begin_main();
+        let joined = side.join().expect("join");
+        assert!(joined.is_some());
+        main.execute_batch("commit").expect("end");
+
+        // A commit in between: the snapshots could differ, the side is dropped.
+        let side = SideReader::open(&path, Duration::from_secs(1)).expect("side");
+        writer
+            .execute("insert into Deployments(uuid) values ('x')", [])
+            .expect("commit");
+        begin_main();
+        assert!(side.join().expect("join").is_none());
+        main.execute_batch("commit").expect("end");
+    }
+}
