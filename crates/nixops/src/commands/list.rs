@@ -22,7 +22,7 @@ use crate::render::table::{Align, Table};
 use crate::settings::Settings;
 
 pub fn run(args: &Args, settings: &Settings) -> CliResult {
-    let state = settings.open_state()?;
+    let state = settings.open_state_for_reading()?;
     // Names, descriptions and resource types are all the table needs: skip the
     // resource attributes, by far the largest part of a big state file.
     let mut depls = state.deployments_shallow()?;
