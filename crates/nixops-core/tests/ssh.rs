@@ -364,18 +364,7 @@ fn a_master_started_in_the_background_is_used_or_given_up() {
 /// `connect` does, and names the machine when it gives up.
 #[test]
 fn a_command_opening_the_master_retries_then_fails() {
-    let port = free_port();
-    let target = SshTarget {
-        port: Some(port),
-        use_user_config: false,
-        ..SshTarget::new("root", "127.0.0.1")
-    };
-    let options = SessionOptions {
-        connection_tries: 2,
-        first_retry_delay: Duration::from_millis(300),
-        ..fast_options()
-    };
-    let session = SshSession::new("db3", target, HostKeys::Learn, options).expect("session");
+    let session = unreachable("db3", 2, Duration::from_millis(300));
     let start = Instant::now();
     let err = session
         .connect_running(&Remote::argv(&["true"]))
@@ -456,20 +445,25 @@ fn a_dead_host_fails_fast_naming_the_machine() {
     assert!(msg.contains("Connection refused"), "{msg}");
 }
 
-#[test]
-fn retries_back_off() {
-    let port = free_port();
+/// A session to a local port nothing listens on, with `tries` connection
+/// tries `first_delay` apart (doubling).
+fn unreachable(machine: &str, tries: u32, first_delay: Duration) -> SshSession {
     let target = SshTarget {
-        port: Some(port),
+        port: Some(free_port()),
         use_user_config: false,
         ..SshTarget::new("root", "127.0.0.1")
     };
     let options = SessionOptions {
-        connection_tries: 3,
-        first_retry_delay: Duration::from_millis(200),
+        connection_tries: tries,
+        first_retry_delay: first_delay,
         ..fast_options()
     };
-    let session = SshSession::new("db2", target, HostKeys::Learn, options).expect("session");
+    SshSession::new(machine, target, HostKeys::Learn, options).expect("session")
+}
+
+#[test]
+fn retries_back_off() {
+    let session = unreachable("db2", 3, Duration::from_millis(200));
     let start = Instant::now();
     let err = session.connect().expect_err("invariant: nothing listens");
     let elapsed = start.elapsed();

@@ -281,6 +281,17 @@ impl MachineTask<'_, '_> {
         self.send(self.event(phase, Status::Log).message(line));
     }
 
+    fn profile_failed(&self, out: &crate::exec::Output) -> MachineOutcome {
+        self.fail(
+            Phase::Profile,
+            format!(
+                "unable to set new system profile (exit code {}){}",
+                out.code(),
+                last_line(&out.stderr)
+            ),
+        )
+    }
+
     fn fail(&self, phase: Phase, reason: String) -> MachineOutcome {
         self.send(self.event(phase, Status::Failed).error(reason.clone()));
         MachineOutcome::Failed(reason)
@@ -419,14 +430,7 @@ impl MachineTask<'_, '_> {
                 Err(e) => return self.fail(Phase::Activate, e.to_string()),
             };
             if !profile_set {
-                return self.fail(
-                    Phase::Profile,
-                    format!(
-                        "unable to set new system profile (exit code {}){}",
-                        out.code(),
-                        last_line(&out.stderr)
-                    ),
-                );
+                return self.profile_failed(&out);
             }
             out
         } else {
@@ -457,16 +461,7 @@ impl MachineTask<'_, '_> {
                         self.record_success(configs, toplevel, true);
                         return MachineOutcome::UpToDate;
                     }
-                    Ok(out) => {
-                        return self.fail(
-                            Phase::Profile,
-                            format!(
-                                "unable to set new system profile (exit code {}){}",
-                                out.code(),
-                                last_line(&out.stderr)
-                            ),
-                        )
-                    }
+                    Ok(out) => return self.profile_failed(&out),
                     Err(e) => return self.fail(Phase::Profile, e.to_string()),
                 }
             }

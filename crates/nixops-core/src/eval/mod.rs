@@ -597,16 +597,7 @@ impl Evaluator {
         repair: bool,
         on_line: &mut dyn FnMut(&str),
     ) -> Result<PathBuf, EvalError> {
-        let cmd = self.realise_cmd(planned, repair);
-        let out = cmd
-            .run_streaming_unchecked(&mut |_, line| on_line(line))
-            .map_err(EvalError::Exec)?;
-        if !out.status.success() {
-            return Err(EvalError::Build {
-                cmd: cmd.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            });
-        }
+        run_build(&self.realise_cmd(planned, repair), on_line)?;
         Ok(planned.out_path.clone())
     }
 
@@ -662,15 +653,7 @@ impl Evaluator {
         let physical = self.write_physical(physical_nix)?;
         let cmd = self.build_cmd(names, &physical, dry_run, repair);
         // Nix logs on stderr; stdout is only the result path.
-        let out = cmd
-            .run_streaming_unchecked(&mut |_, line| on_line(line))
-            .map_err(EvalError::Exec)?;
-        if !out.status.success() {
-            return Err(EvalError::Build {
-                cmd: cmd.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            });
-        }
+        let out = run_build(&cmd, on_line)?;
         if dry_run {
             return Ok(None);
         }
@@ -681,6 +664,21 @@ impl Evaluator {
             .find(|l| !l.is_empty())
             .map(PathBuf::from))
     }
+}
+
+/// Run a build command, its output lines to `on_line`; a failure is
+/// [`EvalError::Build`] with Nix's message.
+fn run_build(cmd: &Cmd, on_line: &mut dyn FnMut(&str)) -> Result<crate::exec::Output, EvalError> {
+    let out = cmd
+        .run_streaming_unchecked(&mut |_, line| on_line(line))
+        .map_err(EvalError::Exec)?;
+    if !out.status.success() {
+        return Err(EvalError::Build {
+            cmd: cmd.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -525,16 +525,24 @@ impl SshSession {
             }
             let _ = fs::remove_file(self.control_path());
         }
+        self.retrying(tries, || self.start_master())?;
+        *up = true;
+        Ok(())
+    }
+
+    /// Run `attempt` up to `tries` times, while it fails to connect for a reason
+    /// that may pass, waiting twice as long before each new try.
+    fn retrying<T>(
+        &self,
+        tries: u32,
+        mut attempt: impl FnMut() -> Result<T, SshError>,
+    ) -> Result<T, SshError> {
         let tries = tries.max(1);
         let mut delay = self.options.first_retry_delay;
-        let mut attempt = 1;
+        let mut n = 1;
         loop {
-            match self.start_master() {
-                Ok(()) => {
-                    *up = true;
-                    return Ok(());
-                }
-                Err(err @ SshError::Connect { .. }) if attempt < tries && !err.is_permanent() => {
+            match attempt() {
+                Err(err @ SshError::Connect { .. }) if n < tries && !err.is_permanent() => {
                     tracing::warn!(
                         machine = %self.machine,
                         "could not connect to ‘{}’, retrying in {} seconds...: {err}",
@@ -543,9 +551,9 @@ impl SshSession {
                     );
                     thread::sleep(delay);
                     delay *= 2;
-                    attempt += 1;
+                    n += 1;
                 }
-                Err(err) => return Err(err),
+                result => return result,
             }
         }
     }
@@ -561,10 +569,7 @@ impl SshSession {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if !*up && !self.control_path().exists() {
-                let tries = self.options.connection_tries.max(1);
-                let mut delay = self.options.first_retry_delay;
-                let mut attempt = 1;
-                loop {
+                let out = self.retrying(self.options.connection_tries, || {
                     let cmd = self.master_running_cmd(remote);
                     tracing::debug!(machine = %self.machine, cmd = %cmd, "starting SSH master");
                     let out = cmd.output_unchecked().map_err(|source| SshError::Exec {
@@ -572,30 +577,13 @@ impl SshSession {
                         source,
                     })?;
                     // 255 is ssh's own failure status (or the command's: stderr decides).
-                    let failure = (out.code() == 255)
-                        .then(|| self.classify(&out.stderr))
-                        .flatten();
-                    match failure {
-                        None => {
-                            *up = self.control_path().exists();
-                            return Ok(out);
-                        }
-                        Some(err @ SshError::Connect { .. })
-                            if attempt < tries && !err.is_permanent() =>
-                        {
-                            tracing::warn!(
-                                machine = %self.machine,
-                                "could not connect to ‘{}’, retrying in {} seconds...: {err}",
-                                self.target,
-                                delay.as_secs_f32()
-                            );
-                            thread::sleep(delay);
-                            delay *= 2;
-                            attempt += 1;
-                        }
-                        Some(err) => return Err(err),
+                    match (out.code() == 255).then(|| self.classify(&out.stderr)) {
+                        Some(Some(err)) => Err(err),
+                        _ => Ok(out),
                     }
-                }
+                })?;
+                *up = self.control_path().exists();
+                return Ok(out);
             }
         }
         self.run_unchecked(remote)
