@@ -37,6 +37,9 @@ pub struct DeployOptions {
     pub dry_run: bool,
     pub build_only: bool,
     pub create_only: bool,
+    /// Show what resource creation would change, and stop. No backend here has
+    /// a plan operation, so each selected machine only says so (as NixOps does).
+    pub plan_only: bool,
     pub copy_only: bool,
     pub dry_activate: bool,
     /// `switch-to-configuration test`: activate without setting the system profile.
@@ -211,7 +214,7 @@ impl Deployer<'_> {
             .iter()
             .any(|r| backend::is_machine_type(&r.type_));
         let mut pairs = KeyPairs::new();
-        let (info, slot) = if opts.dry_run {
+        let (info, slot) = if opts.dry_run || opts.plan_only {
             (self.evaluator.info()?, PlanSlot::default())
         } else if first {
             // `info` (quick: no machine is instantiated) runs beside the plan, so
@@ -367,7 +370,7 @@ impl Deployer<'_> {
         depl: &DeploymentRecord,
         tmp: &Path,
     ) -> EarlyConnects {
-        if opts.dry_run || opts.build_only || opts.create_only {
+        if opts.dry_run || opts.build_only || opts.create_only || opts.plan_only {
             return EarlyConnects(BTreeMap::new());
         }
         let sessions = depl
@@ -558,6 +561,21 @@ impl Deployer<'_> {
             .iter()
             .map(|(r, _)| (r.name.clone(), r.clone()))
             .collect();
+        if opts.plan_only && !opts.dry_run && !opts.build_only {
+            for r in depl
+                .resources
+                .iter()
+                .filter(|r| !r.obsolete() && opts.selects(&r.name))
+            {
+                self.report(
+                    Event::new(Some(&r.name), Phase::Create, Status::Warning).message(format!(
+                        "resource type {} doesn't implement a plan operation",
+                        r.type_
+                    )),
+                );
+            }
+            return Ok(DeploySummary::default());
+        }
         if !opts.dry_run && !opts.build_only {
             self.report(Event::new(None, Phase::Create, Status::Started));
             self.create(&selected, pairs, tmp.path())?;

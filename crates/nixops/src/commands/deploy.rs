@@ -80,16 +80,12 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
             "--evaluate-only was removed as it's the same as --dry-run",
         ));
     }
-    if args.plan_only {
-        return Err(CliError::new(
-            "‘--plan-only’ is not implemented yet: no backend here has a plan",
-        ));
-    }
     let mut opts = base_options(&args.opts);
     opts.kill_obsolete = args.kill_obsolete;
     opts.dry_run = args.dry_run;
     opts.build_only = args.build_only;
     opts.create_only = args.create_only;
+    opts.plan_only = args.plan_only;
     opts.copy_only = args.copy_only;
     opts.dry_activate = args.dry_activate;
     opts.test = args.test;

@@ -199,3 +199,29 @@ fn copy_only_copies_without_activating() {
 }
 
 const HOSTS_SORTED: [&str; 3] = ["proxy", "web1", "web2"];
+
+/// `--plan-only`: no backend here has a plan operation, so each selected
+/// machine says so, as in NixOps, and nothing is built, copied or activated.
+#[test]
+fn plan_only_says_each_machine_has_no_plan_and_touches_nothing() {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
+        return;
+    };
+    env.create_network(&network(&env));
+    let (run, events) = env.deploy(&["--plan-only", "--exclude", "proxy"]);
+    let run = run.ok();
+    for h in ["web1", "web2"] {
+        assert!(
+            run.stderr.lines().any(|l| l.starts_with(h)
+                && l.ends_with("warning: resource type none doesn't implement a plan operation")),
+            "{}",
+            run.render()
+        );
+    }
+    assert!(!run.stderr.contains("proxy"), "{}", run.render());
+    assert_eq!(env.configs_path(), None);
+    assert!(!events.has("web1", "activate", "started"), "{:?}", events.0);
+    for h in HOSTS {
+        assert_untouched(&env, h);
+    }
+}
