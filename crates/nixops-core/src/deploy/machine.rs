@@ -219,6 +219,8 @@ pub(super) struct MachineTask<'a, 'd> {
     pub session: Option<SshSession>,
     /// A session being opened while the network was evaluated, if any.
     pub early: Option<EarlySession>,
+    /// A first contact still under way (the machine did not answer at once).
+    pub contact: Option<&'a super::Contact>,
 }
 
 /// An SSH connection opened in the background, before the deploy knows whether
@@ -304,6 +306,12 @@ impl MachineTask<'_, '_> {
         // machine connects while the build runs.
         let may_skip = !self.opts.check && !always && self.record.toplevel().is_some();
         let mut session = self.session.take();
+        if let Some(contact) = self.contact {
+            match contact.wait(self.name()) {
+                Ok(s) => session = Some(s),
+                Err(reason) => return self.fail(Phase::Connect, reason),
+            }
+        }
         if session.is_none() && !may_skip {
             session = self.early.take().and_then(EarlySession::join);
         }

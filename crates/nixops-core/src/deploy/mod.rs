@@ -10,6 +10,7 @@ mod machine;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 
 use crate::backend::{self, none};
@@ -99,11 +100,12 @@ type Outcomes = Vec<(String, MachineOutcome)>;
 
 /// A machine to deploy: its record, what to do, and a session opened before
 /// (at first contact, or while the network was evaluated), if any.
-type Task = (
+type Task<'c> = (
     ResourceRecord,
     MachineSpec,
     Option<SshSession>,
     Option<EarlySession>,
+    Option<&'c Contact>,
 );
 
 /// The state attribute recording that a machine was last deployed with
@@ -597,105 +599,117 @@ impl Deployer<'_> {
         // version learnt here changes that expression.
         let mut sessions: BTreeMap<String, SshSession> = BTreeMap::new();
         let mut speculative: Option<(String, Result<Option<PathBuf>, DeployError>)> = None;
-        if !opts.dry_run && !opts.build_only {
-            let (fresh, known): (Vec<_>, Vec<_>) =
-                selected.into_iter().partition(|(r, _)| !r.ssh_pinged());
-            selected = known;
-            let all_names: Vec<MachineName> = selected
-                .iter()
-                .chain(&fresh)
-                .filter_map(|(r, _)| MachineName::new(&r.name).ok())
-                .collect();
-            let physical = physical_nix(&self.state.load()?, &info)?;
-            let contacted = if fresh.is_empty() {
-                Vec::new()
-            } else {
-                std::thread::scope(|scope| {
-                    let contacts = scope.spawn(|| {
-                        parallel::for_each(fresh, |(r, def)| {
-                            let result = self.first_contact(&r, tmp.path());
-                            (r, def, result)
-                        })
+        let (fresh, known): (Vec<_>, Vec<_>) = if opts.dry_run || opts.build_only {
+            (Vec::new(), selected)
+        } else {
+            selected.into_iter().partition(|(r, _)| !r.ssh_pinged())
+        };
+        selected = known;
+        let contacts: Vec<Contact> = fresh.iter().map(|_| Contact::default()).collect();
+        std::thread::scope(|scope| {
+            let mut pending: BTreeMap<String, &Contact> = BTreeMap::new();
+            if !fresh.is_empty() {
+                let all_names: Vec<MachineName> = selected
+                    .iter()
+                    .chain(&fresh)
+                    .filter_map(|(r, _)| MachineName::new(&r.name).ok())
+                    .collect();
+                let physical = physical_nix(&self.state.load()?, &info)?;
+                for ((r, _), contact) in fresh.iter().zip(&contacts) {
+                    let r = r.clone();
+                    let tmp = tmp.path();
+                    scope.spawn(move || {
+                        contact
+                            .slot
+                            .set(self.first_contact(&r, tmp, &contact.retrying));
                     });
-                    let built = self.nix_build(&all_names, &physical, planned, opts);
-                    speculative = Some((physical, built));
-                    match contacts.join() {
-                        Ok(c) => c,
-                        Err(panic) => std::panic::resume_unwind(panic),
-                    }
-                })
-            };
-            for (r, def, result) in contacted {
-                match result {
-                    Ok(session) => {
-                        sessions.insert(r.name.clone(), session);
-                        selected.push((r, def));
-                    }
-                    Err(reason) => {
-                        self.report(
-                            Event::new(Some(&r.name), Phase::Connect, Status::Failed)
-                                .error(reason.clone()),
-                        );
-                        summary
-                            .machines
-                            .push((r.name, MachineOutcome::Failed(reason)));
+                }
+                let built = self.nix_build(&all_names, &physical, planned, opts);
+                speculative = Some((physical, built));
+                // What the first contacts learn settles the build. A machine that
+                // did not answer its first try no longer holds it up: it goes on
+                // trying on its own, and the others deploy meanwhile.
+                while !contacts.iter().all(Contact::settled) {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                for ((r, def), contact) in fresh.into_iter().zip(&contacts) {
+                    match contact.slot.take() {
+                        Some(Ok((session, _))) => {
+                            sessions.insert(r.name.clone(), session);
+                            selected.push((r, def));
+                        }
+                        Some(Err(reason)) => {
+                            self.report(
+                                Event::new(Some(&r.name), Phase::Connect, Status::Failed)
+                                    .error(reason.clone()),
+                            );
+                            summary
+                                .machines
+                                .push((r.name, MachineOutcome::Failed(reason)));
+                        }
+                        None => {
+                            pending.insert(r.name.clone(), contact);
+                            selected.push((r, def));
+                        }
                     }
                 }
+                selected.sort_by(|a, b| a.0.name.cmp(&b.0.name));
             }
-            selected.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-        }
 
-        let depl = self.state.load()?;
-        let physical = physical_nix(&depl, &info)?;
-        let names: Vec<MachineName> = selected
-            .iter()
-            .filter_map(|(r, _)| MachineName::new(&r.name).ok())
-            .collect();
+            let depl = self.state.load()?;
+            let physical = physical_nix(&depl, &info)?;
+            let names: Vec<MachineName> = selected
+                .iter()
+                .filter_map(|(r, _)| MachineName::new(&r.name).ok())
+                .collect();
 
-        if opts.dry_run || opts.build_only || names.is_empty() {
-            let configs = self.build(&names, &physical, planned, opts)?;
-            summary.configs_path = configs;
-            return Ok(summary);
-        }
+            if opts.dry_run || opts.build_only || names.is_empty() {
+                let configs = self.build(&names, &physical, planned, opts)?;
+                summary.configs_path = configs;
+                return Ok(summary);
+            }
 
-        // Build while the machines connect: the build runs here, every machine
-        // waits for it on its own thread, then copies and activates.
-        let tasks = selected
-            .into_iter()
-            .map(|(r, def)| {
-                let session = sessions.remove(&r.name);
-                // The record as first contact left it (pinned host key).
-                let spec = MachineSpec::from_def(&def, before.get(&r.name).unwrap_or(&r));
-                let r = depl.resource(&r.name).cloned().unwrap_or(r);
-                // An early connection counts only if it went where the record,
-                // as this deploy left it, says to go.
-                let early = early.0.remove(&r.name).filter(|e| {
-                    machine::session_for(&r, &self.ssh, tmp.path())
-                        .is_ok_and(|fresh| e.matches(&fresh))
+            // Build while the machines connect: the build runs here, every machine
+            // waits for it on its own thread, then copies and activates.
+            let tasks = selected
+                .into_iter()
+                .map(|(r, def)| {
+                    let session = sessions.remove(&r.name);
+                    // The record as first contact left it (pinned host key).
+                    let spec = MachineSpec::from_def(&def, before.get(&r.name).unwrap_or(&r));
+                    let r = depl.resource(&r.name).cloned().unwrap_or(r);
+                    // An early connection counts only if it went where the record,
+                    // as this deploy left it, says to go.
+                    let early = early.0.remove(&r.name).filter(|e| {
+                        machine::session_for(&r, &self.ssh, tmp.path())
+                            .is_ok_and(|fresh| e.matches(&fresh))
+                    });
+                    let contact = pending.remove(&r.name);
+                    (r, spec, session, early, contact)
+                })
+                .collect();
+            let (outcomes, built) =
+                self.run_machines(opts, tasks, tmp.path(), || match speculative {
+                    Some((guess, built)) if guess == physical => {
+                        let configs = built?;
+                        self.record_build(configs.as_deref())?;
+                        Ok(configs)
+                    }
+                    _ => self.build(&names, &physical, planned, opts),
                 });
-                (r, spec, session, early)
-            })
-            .collect();
-        let (outcomes, built) = self.run_machines(opts, tasks, tmp.path(), || match speculative {
-            Some((guess, built)) if guess == physical => {
-                let configs = built?;
-                self.record_build(configs.as_deref())?;
-                Ok(configs)
+            summary.configs_path = built?;
+            summary.machines.extend(outcomes);
+            summary.machines.sort_by(|a, b| a.0.cmp(&b.0));
+            if summary.failed().is_empty() {
+                self.report(
+                    Event::new(None, Phase::Deploy, Status::Succeeded).message(format!(
+                        "{}> deployment finished successfully",
+                        self.depl_label(&depl)
+                    )),
+                );
             }
-            _ => self.build(&names, &physical, planned, opts),
-        });
-        summary.configs_path = built?;
-        summary.machines.extend(outcomes);
-        summary.machines.sort_by(|a, b| a.0.cmp(&b.0));
-        if summary.failed().is_empty() {
-            self.report(
-                Event::new(None, Phase::Deploy, Status::Succeeded).message(format!(
-                    "{}> deployment finished successfully",
-                    self.depl_label(&depl)
-                )),
-            );
-        }
-        Ok(summary)
+            Ok(summary)
+        })
     }
 
     /// Run every machine's task on its own thread while `produce` (the build)
@@ -703,7 +717,7 @@ impl Deployer<'_> {
     fn run_machines<B>(
         &self,
         opts: &DeployOptions,
-        tasks: Vec<Task>,
+        tasks: Vec<Task<'_>>,
         tmp: &Path,
         produce: B,
     ) -> (Outcomes, Result<Option<PathBuf>, DeployError>)
@@ -715,10 +729,11 @@ impl Deployer<'_> {
         let activate_limit = Limit::from_nixops(opts.max_concurrent_activate);
         std::thread::scope(|scope| {
             let machines = scope.spawn(|| {
-                parallel::for_each(tasks, |(record, def, session, early)| {
+                parallel::for_each(tasks, |(record, def, session, early, contact)| {
                     let task = machine::MachineTask {
                         session,
                         early,
+                        contact,
                         deployer: self,
                         opts,
                         record,
@@ -804,7 +819,7 @@ impl Deployer<'_> {
         let tasks = selected
             .iter()
             .filter_map(|n| depl.resource(n))
-            .map(|r| (r.clone(), MachineSpec::from_record(r), None, None))
+            .map(|r| (r.clone(), MachineSpec::from_record(r), None, None, None))
             .collect();
         let tmp = tempfile::Builder::new()
             .prefix("nixops-rollback-")
@@ -839,7 +854,15 @@ impl Deployer<'_> {
 
     /// Connect to a machine never reached before, pin its host key, and record
     /// its NixOS version.
-    fn first_contact(&self, r: &ResourceRecord, tmp: &Path) -> Result<SshSession, String> {
+    ///
+    /// `retrying` is set when a try to connect failed and another one is
+    /// coming. The flag that comes back says whether a NixOS version was learnt.
+    fn first_contact(
+        &self,
+        r: &ResourceRecord,
+        tmp: &Path,
+        retrying: &AtomicBool,
+    ) -> Result<(SshSession, bool), String> {
         self.report(
             Event::new(Some(&r.name), Phase::Connect, Status::Started)
                 .message("waiting for SSH..."),
@@ -848,16 +871,20 @@ impl Deployer<'_> {
         // The NixOS version is read by the command that opens the connection.
         let os_release = if r.attr("stateVersion").is_none() {
             let out = session
-                .connect_running(&machine::os_release())
+                .connect_running_watched(&machine::os_release(), &|| {
+                    retrying.store(true, Ordering::SeqCst)
+                })
                 .map_err(|e| e.to_string())?;
             Some(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
             None
         };
         machine::connect(&session, r, self).map_err(|e| e.to_string())?;
+        let mut learnt = false;
         if let Some(os_release) = os_release {
             match machine::state_version(&os_release) {
                 Some(v) => {
+                    learnt = true;
                     self.report(
                         Event::new(Some(&r.name), Phase::Connect, Status::Log)
                             .message(format!("setting state version to {v}")),
@@ -872,7 +899,7 @@ impl Deployer<'_> {
                 ),
             }
         }
-        Ok(session)
+        Ok((session, learnt))
     }
 
     fn depl_label(&self, depl: &DeploymentRecord) -> String {
@@ -1072,6 +1099,81 @@ fn generate_key_pairs(names: Vec<String>, tmp: &Path) -> Result<KeyPairs, Deploy
             }),
         })
         .collect()
+}
+
+/// A machine's first contact, made on a thread of its own.
+#[derive(Default)]
+pub struct Contact {
+    /// The session and whether a NixOS version was learnt, or why it failed.
+    slot: Slot<Result<(SshSession, bool), String>>,
+    /// A try failed and another one is coming.
+    retrying: AtomicBool,
+}
+
+impl Contact {
+    /// Done, or past its first try.
+    fn settled(&self) -> bool {
+        self.slot.is_set() || self.retrying.load(Ordering::SeqCst)
+    }
+
+    /// Wait for the contact to end: the session, or why it failed. A NixOS
+    /// version learnt this late cannot be in the configuration already built,
+    /// so the machine is not deployed with it.
+    pub(super) fn wait(&self, machine: &str) -> Result<SshSession, String> {
+        match self.slot.wait() {
+            Ok((session, false)) => Ok(session),
+            Ok((_, true)) => Err(format!(
+                "‘{machine}’ answered only after the configurations were built, and the NixOS \
+                 version it reports changes its configuration; deploy again"
+            )),
+            Err(reason) => Err(reason),
+        }
+    }
+}
+
+/// A value one thread hands to another once.
+struct Slot<T> {
+    value: Mutex<Option<T>>,
+    ready: Condvar,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot {
+            value: Mutex::new(None),
+            ready: Condvar::new(),
+        }
+    }
+}
+
+impl<T> Slot<T> {
+    fn set(&self, value: T) {
+        *self.value.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+        self.ready.notify_all();
+    }
+
+    fn is_set(&self) -> bool {
+        self.value
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// The value, if it is there.
+    fn take(&self) -> Option<T> {
+        self.value.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// The value, once it is there.
+    fn wait(&self) -> T {
+        let mut value = self.value.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(v) = value.take() {
+                return v;
+            }
+            value = self.ready.wait(value).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 /// The result of the one build, awaited by every machine.

@@ -525,7 +525,7 @@ impl SshSession {
             }
             let _ = fs::remove_file(self.control_path());
         }
-        self.retrying(tries, || self.start_master())?;
+        self.retrying(tries, &|| {}, || self.start_master())?;
         *up = true;
         Ok(())
     }
@@ -535,6 +535,7 @@ impl SshSession {
     fn retrying<T>(
         &self,
         tries: u32,
+        on_retry: &dyn Fn(),
         mut attempt: impl FnMut() -> Result<T, SshError>,
     ) -> Result<T, SshError> {
         let tries = tries.max(1);
@@ -549,6 +550,7 @@ impl SshSession {
                         self.target,
                         delay.as_secs_f32()
                     );
+                    on_retry();
                     thread::sleep(delay);
                     delay *= 2;
                     n += 1;
@@ -563,13 +565,23 @@ impl SshSession {
     /// connection that saves a round trip and the wait for the first session.
     /// Connection failures are retried as [`SshSession::connect`] does.
     pub fn connect_running(&self, remote: &Remote) -> Result<Output, SshError> {
+        self.connect_running_watched(remote, &|| {})
+    }
+
+    /// [`SshSession::connect_running`], calling `on_retry` each time a try to
+    /// connect failed and another one is coming.
+    pub fn connect_running_watched(
+        &self,
+        remote: &Remote,
+        on_retry: &dyn Fn(),
+    ) -> Result<Output, SshError> {
         {
             let mut up = self
                 .master_up
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if !*up && !self.control_path().exists() {
-                let out = self.retrying(self.options.connection_tries, || {
+                let out = self.retrying(self.options.connection_tries, on_retry, || {
                     let cmd = self.master_running_cmd(remote);
                     tracing::debug!(machine = %self.machine, cmd = %cmd, "starting SSH master");
                     let out = cmd.output_unchecked().map_err(|source| SshError::Exec {

@@ -290,3 +290,41 @@ fn a_profile_that_cannot_be_set_is_reported_and_not_activated() {
     assert_eq!(env.http_get("web2"), None, "web2 was activated");
     assert_others_deployed(&env, "web2");
 }
+
+/// A new machine that does not answer (its sshd is down, so each try is
+/// refused) goes on being retried on its own: the others are deployed without
+/// waiting for its tries to run out.
+#[test]
+fn a_new_host_that_does_not_answer_does_not_hold_up_the_others() {
+    let Some(env) = NetEnv::new(NIXOPS, &HOSTS) else {
+        return;
+    };
+    env.create_network(&network(""));
+    env.host("web2").kill_sshd().expect("web2's sshd stops");
+
+    let (run, events) = env.deploy(&[]);
+    let run = run.failed();
+    assert_reported(&run, "web2", "unable to connect to machine ‘web2’");
+    assert_others_deployed(&env, "web2");
+    let failed = events
+        .find("web2", "connect", "failed")
+        .unwrap_or_else(|| panic!("web2 did not fail to connect: {:?}", events.0));
+    for h in ["web1", "proxy"] {
+        let done = events
+            .find(h, "activate", "succeeded")
+            .unwrap_or_else(|| panic!("{h} was not activated: {:?}", events.0));
+        // Five tries, 1 + 2 + 4 + 8 s apart: the others were done long before.
+        assert!(
+            failed.time - done.time > 8.0,
+            "{h} finished at {}, web2 failed at {}",
+            done.time,
+            failed.time
+        );
+    }
+
+    // Once it answers, the next deploy brings it up to date too.
+    env.host("web2").start_sshd().expect("web2's sshd starts");
+    let (run, _) = env.deploy(&[]);
+    run.ok();
+    assert_eq!(env.http_get("web2").as_deref(), Some("two"));
+}
