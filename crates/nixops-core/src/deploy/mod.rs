@@ -606,6 +606,7 @@ impl Deployer<'_> {
         };
         selected = known;
         let contacts: Vec<Contact> = fresh.iter().map(|_| Contact::default()).collect();
+        let wake = Wakeup::default();
         std::thread::scope(|scope| {
             let mut pending: BTreeMap<String, &Contact> = BTreeMap::new();
             if !fresh.is_empty() {
@@ -618,10 +619,14 @@ impl Deployer<'_> {
                 for ((r, _), contact) in fresh.iter().zip(&contacts) {
                     let r = r.clone();
                     let tmp = tmp.path();
+                    let wake = &wake;
                     scope.spawn(move || {
-                        contact
-                            .slot
-                            .set(self.first_contact(&r, tmp, &contact.retrying));
+                        let result = self.first_contact(&r, tmp, &|| {
+                            contact.retrying.store(true, Ordering::SeqCst);
+                            wake.notify();
+                        });
+                        contact.slot.set(result);
+                        wake.notify();
                     });
                 }
                 let built = self.nix_build(&all_names, &physical, planned, opts);
@@ -629,9 +634,7 @@ impl Deployer<'_> {
                 // What the first contacts learn settles the build. A machine that
                 // did not answer its first try no longer holds it up: it goes on
                 // trying on its own, and the others deploy meanwhile.
-                while !contacts.iter().all(Contact::settled) {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
+                wake.wait_until(|| contacts.iter().all(Contact::settled));
                 for ((r, def), contact) in fresh.into_iter().zip(&contacts) {
                     match contact.slot.take() {
                         Some(Ok((session, _))) => {
@@ -855,13 +858,13 @@ impl Deployer<'_> {
     /// Connect to a machine never reached before, pin its host key, and record
     /// its NixOS version.
     ///
-    /// `retrying` is set when a try to connect failed and another one is
+    /// `on_retry` is called when a try to connect failed and another one is
     /// coming. The flag that comes back says whether a NixOS version was learnt.
     fn first_contact(
         &self,
         r: &ResourceRecord,
         tmp: &Path,
-        retrying: &AtomicBool,
+        on_retry: &dyn Fn(),
     ) -> Result<(SshSession, bool), String> {
         self.report(
             Event::new(Some(&r.name), Phase::Connect, Status::Started)
@@ -871,9 +874,7 @@ impl Deployer<'_> {
         // The NixOS version is read by the command that opens the connection.
         let os_release = if r.attr("stateVersion").is_none() {
             let out = session
-                .connect_running_watched(&machine::os_release(), &|| {
-                    retrying.store(true, Ordering::SeqCst)
-                })
+                .connect_running_watched(&machine::os_release(), on_retry)
                 .map_err(|e| e.to_string())?;
             Some(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
@@ -1127,6 +1128,33 @@ impl Contact {
                  version it reports changes its configuration; deploy again"
             )),
             Err(reason) => Err(reason),
+        }
+    }
+}
+
+/// Wakes a thread that waits for a condition others change.
+#[derive(Default)]
+struct Wakeup {
+    lock: Mutex<()>,
+    changed: Condvar,
+}
+
+impl Wakeup {
+    /// Call after changing what a waiter checks.
+    fn notify(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.changed.notify_all();
+    }
+
+    /// Return once `done` holds (checked after every notification).
+    fn wait_until(&self, done: impl Fn() -> bool) {
+        let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        while !done() {
+            guard = self
+                .changed
+                .wait_timeout(guard, std::time::Duration::from_millis(500))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }
