@@ -16,6 +16,7 @@
 
 pub mod args;
 pub mod known_hosts;
+pub mod user_known_hosts;
 
 use std::fmt;
 use std::fs;

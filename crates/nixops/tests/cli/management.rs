@@ -120,6 +120,55 @@ fn export_import_round_trip() {
     assert_eq!(depl["resources"], serde_json::json!({}));
 }
 
+/// `import --include-keys` puts each active machine's recorded host key in
+/// `~/.ssh/known_hosts` under its addresses, replacing what was there for
+/// them; without it, that file is left alone.
+#[test]
+fn import_include_keys_writes_known_hosts() {
+    let env = TestEnv::new(NIXOPS);
+    let known = env.home().join(".ssh/known_hosts");
+    env.write(
+        "home/.ssh/known_hosts",
+        "192.0.2.10,old ssh-ed25519 OLD\nother.example ssh-rsa KEEP\n",
+    );
+    let export = |uuid: &str, name: &str| {
+        format!(
+            r#"{{"{uuid}": {{"name": "{name}", "resources": {{
+                "web1": {{"type": "none", "publicIpv4": "192.0.2.10", "privateIpv4": "10.1.0.10",
+                          "publicHostKey": "ssh-ed25519 KEY1"}},
+                "web2": {{"type": "none", "publicIpv4": "192.0.2.11"}},
+                "gone": {{"type": "none", "obsolete": "1", "publicIpv4": "192.0.2.12",
+                          "publicHostKey": "ssh-ed25519 KEY3"}}}}}}}}"#
+        )
+    };
+    assert_eq!(env.home(), env.path("home"), "HOME is the test's home");
+    env.run_with_stdin(
+        &["import"],
+        &export("0d9c0000-1111-2222-3333-444455556661", "plain"),
+    )
+    .ok();
+    let untouched = "192.0.2.10,old ssh-ed25519 OLD\nother.example ssh-rsa KEEP\n";
+    assert_eq!(std::fs::read_to_string(&known).expect("read"), untouched);
+
+    let run = env
+        .run_with_stdin(
+            &["import", "--include-keys"],
+            &export("0d9c0000-1111-2222-3333-444455556662", "keys"),
+        )
+        .ok();
+    assert!(
+        run.stderr
+            .contains("added deployment ‘0d9c0000-1111-2222-3333-444455556662’"),
+        "{}",
+        run.render()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&known).expect("read"),
+        "old ssh-ed25519 OLD\nother.example ssh-rsa KEEP\n\
+         192.0.2.10 ssh-ed25519 KEY1\n10.1.0.10 ssh-ed25519 KEY1\n"
+    );
+}
+
 #[test]
 fn delete_removes_the_deployment() {
     let env = TestEnv::new(NIXOPS);
