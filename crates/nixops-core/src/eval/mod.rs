@@ -666,11 +666,16 @@ impl Evaluator {
     }
 }
 
-/// Run a build command, its output lines to `on_line`; a failure is
-/// [`EvalError::Build`] with Nix's message.
+/// Run a build command, its log lines (stderr) to `on_line`; a failure is
+/// [`EvalError::Build`] with Nix's message. Stdout (the result paths) stays in
+/// the output and is not logged.
 fn run_build(cmd: &Cmd, on_line: &mut dyn FnMut(&str)) -> Result<crate::exec::Output, EvalError> {
     let out = cmd
-        .run_streaming_unchecked(&mut |_, line| on_line(line))
+        .run_streaming_unchecked(&mut |stream, line| {
+            if stream == crate::exec::Stream::Stderr {
+                on_line(line)
+            }
+        })
         .map_err(EvalError::Exec)?;
     if !out.status.success() {
         return Err(EvalError::Build {
