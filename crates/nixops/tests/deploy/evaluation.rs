@@ -222,3 +222,61 @@ fn connections_open_while_the_network_is_evaluated() {
     assert_eq!(calls.count("ssh", &web2), 0, "{}", calls.0);
     assert_eq!(env.http_get("web1").as_deref(), Some("one"));
 }
+
+/// `show-physical` prints the physical expression a deploy evaluates with, and
+/// `show-option --include-physical` evaluates with it: the provisioned key is
+/// authorised for root, and the network's own values win.
+#[test]
+fn show_physical_and_show_option_use_the_recorded_state() {
+    let Some(env) = NetEnv::new(NIXOPS, &["web1"]) else {
+        return;
+    };
+    env.create_network(&format!("{{ web1 = {}; }}\n", crate::common::web("one")));
+    env.deploy(&[]).0.ok();
+    let key = env.export();
+    let key = key
+        .as_object()
+        .and_then(|d| d.values().next())
+        .and_then(|d| d["resources"]["web1"]["none.sshPublicKey"].as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no key recorded: {key}"));
+
+    let run = env.run(&["show-physical", "-d", DEPLOYMENT]).ok();
+    assert!(
+        run.stdout.contains("web1 = { config, lib, pkgs, ... }:"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("config.users.extraUsers.root.openssh.authorizedKeys.keys"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains(&key), "{}", run.stdout);
+
+    let run = env
+        .run(&[
+            "show-option",
+            "-d",
+            DEPLOYMENT,
+            "--include-physical",
+            "--json",
+            "web1",
+            "users.extraUsers.root.openssh.authorizedKeys.keys",
+        ])
+        .ok();
+    let keys: Vec<String> = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout));
+    assert_eq!(keys, [key]);
+    let run = env
+        .run(&[
+            "show-option",
+            "-d",
+            DEPLOYMENT,
+            "web1",
+            "networking.hostName",
+        ])
+        .ok();
+    assert_eq!(run.stdout.trim(), "\"web1\"");
+}
