@@ -285,12 +285,21 @@ impl TestHost {
     /// Kill the host's listening sshd: new connections are refused. Sessions
     /// already open keep running, as with `systemctl stop sshd`.
     pub fn kill_sshd(&self) -> Result<(), TestkitError> {
-        let pid = sys::read_pid(&self.rec.dir.join("sshd.pid"))
-            .ok_or_else(|| self.err("sshd is not running"))?;
+        // sshd writes its pid file only after it listens (and the host counts
+        // as up once the port answers): give a fresh sshd a moment to write it.
         // The pid file survives a stop; only kill a pid that really lives in the host.
-        if !sys::netns_pids(&self.rec.netns).contains(&pid) {
-            return Err(self.err("sshd is not running"));
-        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let pid = loop {
+            let pid = sys::read_pid(&self.rec.dir.join("sshd.pid"))
+                .filter(|pid| sys::netns_pids(&self.rec.netns).contains(pid));
+            match pid {
+                Some(pid) => break pid,
+                None if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                None => return Err(self.err("sshd is not running")),
+            }
+        };
         sys::kill_pids(&[pid]);
         let deadline = Instant::now() + Duration::from_secs(5);
         while sys::pid_alive(pid) && Instant::now() < deadline {
