@@ -321,7 +321,7 @@ impl MachineTask<'_, '_> {
                 Err(reason) => return self.fail(Phase::Connect, reason),
             }
         }
-        let configs = match self.build.wait() {
+        let configs = match self.build.wait_cloned() {
             Ok(c) => c,
             Err(reason) => return MachineOutcome::Failed(format!("build failed: {reason}")),
         };

@@ -207,10 +207,10 @@ impl Deployer<'_> {
     pub fn evaluate(
         &self,
         opts: &DeployOptions,
+        depl: &DeploymentRecord,
         tmp: &Path,
     ) -> Result<(NetworkInfo, PlanSlot, KeyPairs), DeployError> {
         self.report(Event::new(None, Phase::Evaluate, Status::Started));
-        let depl = self.state.load()?;
         let first = !depl
             .resources
             .iter()
@@ -245,7 +245,7 @@ impl Deployer<'_> {
             };
             (info, PlanSlot::pending(pending))
         } else {
-            let guess = physical_nix_of(&depl, |_| true)?;
+            let guess = physical_nix_of(depl, |_| true)?;
             match self.evaluator.plan(&guess, &opts.include, &opts.exclude) {
                 Ok(Some(plan)) => (plan.info, PlanSlot::ready(plan.build)),
                 Ok(None) => (self.evaluator.info()?, PlanSlot::default()),
@@ -259,7 +259,6 @@ impl Deployer<'_> {
         let uuid = &self.state.uuid;
         // NixOps ignores names that match nothing (issue #459); a typo there would
         // silently deploy everything else.
-        let depl = self.state.load()?;
         for name in opts.include.iter().chain(&opts.exclude) {
             let defined = MachineName::new(name)
                 .map(|n| info.machines.contains_key(&n))
@@ -371,12 +370,11 @@ impl Deployer<'_> {
         opts: &DeployOptions,
         depl: &DeploymentRecord,
         tmp: &Path,
-    ) -> EarlyConnects {
+    ) -> BTreeMap<String, EarlySession> {
         if opts.dry_run || opts.build_only || opts.create_only || opts.plan_only {
-            return EarlyConnects(BTreeMap::new());
+            return BTreeMap::new();
         }
-        let sessions = depl
-            .resources
+        depl.resources
             .iter()
             .filter(|r| {
                 r.type_ == "none"
@@ -391,8 +389,7 @@ impl Deployer<'_> {
                 let session = machine::session_for(r, &self.ssh, tmp).ok()?;
                 Some((r.name.clone(), EarlySession::start(session)?))
             })
-            .collect();
-        EarlyConnects(sessions)
+            .collect()
     }
 
     /// The physical expression a first deploy guesses: key pairs for every
@@ -430,49 +427,27 @@ impl Deployer<'_> {
         mut pregenerated: KeyPairs,
         tmp: &Path,
     ) -> Result<(), DeployError> {
-        // Generate the provisioned key pairs of all new machines at once: one
-        // ssh-keygen each, ~8 ms apiece, which in a row added a quarter of a second
-        // to a first deploy of 30 machines. Each gets its own directory since the
-        // key file name is fixed.
-        let need_key: Vec<&ResourceRecord> = selected
+        // The provisioned key pairs of new machines: those made before the
+        // evaluation (a first deploy), the others generated now, all at once.
+        let need_key: Vec<String> = selected
             .iter()
             .filter(|(r, def)| {
                 r.vm_id().is_none()
                     && def.provision_ssh_key
                     && r.attr(none::attr::PUBLIC_KEY).is_none()
             })
-            .map(|(r, _)| r)
+            .map(|(r, _)| r.name.clone())
             .collect();
-        let mut pairs: BTreeMap<i64, none::KeyPair> = BTreeMap::new();
-        let need_key: Vec<&ResourceRecord> = need_key
+        let missing: Vec<String> = need_key
+            .iter()
+            .filter(|n| !pregenerated.contains_key(*n))
+            .cloned()
+            .collect();
+        pregenerated.extend(generate_key_pairs(missing, tmp)?);
+        let mut pairs: KeyPairs = need_key
             .into_iter()
-            .filter(|r| match pregenerated.remove(&r.name) {
-                Some(pair) => {
-                    pairs.insert(r.id, pair);
-                    false
-                }
-                None => true,
-            })
+            .filter_map(|n| pregenerated.remove(&n).map(|pair| (n, pair)))
             .collect();
-        let generated = parallel::for_each(need_key, |r| {
-            let dir = tmp.join(format!("keygen-{}", r.id));
-            let pair = std::fs::create_dir(&dir)
-                .map_err(|source| ExecError::Spawn {
-                    cmd: format!("mkdir {}", dir.display()),
-                    source,
-                })
-                .and_then(|()| {
-                    none::generate_key_pair(&dir, &format!("NixOps client key for {}", r.name))
-                });
-            (r.id, &r.name, pair)
-        });
-        for (id, name, pair) in generated {
-            let pair = pair.map_err(|source| DeployError::KeyPair {
-                machine: name.clone(),
-                source,
-            })?;
-            pairs.insert(id, pair);
-        }
         for (r, def) in selected {
             let keys = serde_json::to_value(&def.keys).expect("invariant: keys serialise");
             let mut attrs: Vec<(&str, Option<String>)> = vec![
@@ -511,7 +486,7 @@ impl Deployer<'_> {
                 attrs.push(("creationTime", Some(now().to_string())));
             }
             if r.vm_id().is_none() {
-                if let Some(pair) = pairs.remove(&r.id) {
+                if let Some(pair) = pairs.remove(&r.name) {
                     attrs.push((none::attr::PRIVATE_KEY, Some(pair.private)));
                     attrs.push((none::attr::PUBLIC_KEY, Some(pair.public)));
                 }
@@ -531,8 +506,9 @@ impl Deployer<'_> {
             .prefix("nixops-deploy-")
             .tempdir()
             .map_err(DeployError::TempDir)?;
-        let mut early = self.connect_early(opts, &self.state.load()?, tmp.path());
-        let (info, planned, pairs) = self.evaluate(opts, tmp.path())?;
+        let before_eval = self.state.load()?;
+        let mut early = self.connect_early(opts, &before_eval, tmp.path());
+        let (info, planned, pairs) = self.evaluate(opts, &before_eval, tmp.path())?;
         let planned = &planned;
         let depl = self.state.load()?;
         let mut selected: Vec<(ResourceRecord, MachineInfo)> = Vec::new();
@@ -683,7 +659,7 @@ impl Deployer<'_> {
                     let r = depl.resource(&r.name).cloned().unwrap_or(r);
                     // An early connection counts only if it went where the record,
                     // as this deploy left it, says to go.
-                    let early = early.0.remove(&r.name).filter(|e| {
+                    let early = early.remove(&r.name).filter(|e| {
                         machine::session_for(&r, &self.ssh, tmp.path())
                             .is_ok_and(|fresh| e.matches(&fresh))
                     });
@@ -1024,11 +1000,6 @@ fn physical_nix_of(
     crate::eval::physical::render(&physical_machines_of(depl, defined)).map_err(EvalError::Physical)
 }
 
-/// The connections [`Deployer::connect_early`] started, by machine name.
-/// Those no machine took are stopped or closed when dropped, so that no master
-/// outlives the deploy.
-pub struct EarlyConnects(BTreeMap<String, EarlySession>);
-
 /// The build that the evaluation planned, once known: ready, still being
 /// evaluated in the background, or none.
 #[derive(Default)]
@@ -1077,17 +1048,22 @@ impl PlanSlot {
 /// Provisioned key pairs by machine name.
 pub type KeyPairs = BTreeMap<String, none::KeyPair>;
 
-/// A key pair for each of `names`, generated in parallel (one `ssh-keygen`
-/// each, in its own directory under `tmp`: the key file name is fixed).
+/// A key pair for each of `names`, generated in parallel: one `ssh-keygen`
+/// each (~8 ms apiece; in a row they added a quarter of a second to a first
+/// deploy of 30 machines), each in its own directory under `tmp`, since the key
+/// file name is fixed.
 fn generate_key_pairs(names: Vec<String>, tmp: &Path) -> Result<KeyPairs, DeployError> {
-    let generated = parallel::for_each(names.into_iter().enumerate().collect(), |(i, name)| {
-        let dir = tmp.join(format!("keygen-new-{i}"));
-        let pair = std::fs::create_dir(&dir)
+    let generated = parallel::for_each(names, |name| {
+        let pair = tempfile::Builder::new()
+            .prefix("keygen-")
+            .tempdir_in(tmp)
             .map_err(|source| ExecError::Spawn {
-                cmd: format!("mkdir {}", dir.display()),
+                cmd: format!("mkdir {}", tmp.display()),
                 source,
             })
-            .and_then(|()| none::generate_key_pair(&dir, &format!("NixOps client key for {name}")));
+            .and_then(|dir| {
+                none::generate_key_pair(dir.path(), &format!("NixOps client key for {name}"))
+            });
         (name, pair)
     });
     generated
@@ -1121,7 +1097,7 @@ impl Contact {
     /// version learnt this late cannot be in the configuration already built,
     /// so the machine is not deployed with it.
     pub(super) fn wait(&self, machine: &str) -> Result<SshSession, String> {
-        match self.slot.wait() {
+        match self.slot.wait_take() {
             Ok((session, false)) => Ok(session),
             Ok((_, true)) => Err(format!(
                 "‘{machine}’ answered only after the configurations were built, and the NixOS \
@@ -1159,8 +1135,8 @@ impl Wakeup {
     }
 }
 
-/// A value one thread hands to another once.
-struct Slot<T> {
+/// A value one thread hands to others once.
+pub struct Slot<T> {
     value: Mutex<Option<T>>,
     ready: Condvar,
 }
@@ -1192,8 +1168,8 @@ impl<T> Slot<T> {
         self.value.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
-    /// The value, once it is there.
-    fn wait(&self) -> T {
+    /// The value, once it is there, taken out (one waiter).
+    fn wait_take(&self) -> T {
         let mut value = self.value.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(v) = value.take() {
@@ -1202,33 +1178,24 @@ impl<T> Slot<T> {
             value = self.ready.wait(value).unwrap_or_else(|e| e.into_inner());
         }
     }
-}
 
-/// The result of the one build, awaited by every machine.
-#[derive(Default)]
-pub struct BuildSlot {
-    result: Mutex<Option<Result<PathBuf, String>>>,
-    ready: Condvar,
-}
-
-impl BuildSlot {
-    fn set(&self, result: Result<PathBuf, String>) {
-        let mut slot = self.result.lock().unwrap_or_else(|e| e.into_inner());
-        *slot = Some(result);
-        self.ready.notify_all();
-    }
-
-    /// Wait for the build; `Err` carries why it failed.
-    pub fn wait(&self) -> Result<PathBuf, String> {
-        let mut slot = self.result.lock().unwrap_or_else(|e| e.into_inner());
+    /// A copy of the value, once it is there (any number of waiters).
+    pub fn wait_cloned(&self) -> T
+    where
+        T: Clone,
+    {
+        let mut value = self.value.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(r) = &*slot {
-                return r.clone();
+            if let Some(v) = &*value {
+                return v.clone();
             }
-            slot = self.ready.wait(slot).unwrap_or_else(|e| e.into_inner());
+            value = self.ready.wait(value).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
+
+/// The result of the one build, awaited by every machine.
+pub type BuildSlot = Slot<Result<PathBuf, String>>;
 
 fn now() -> u64 {
     std::time::SystemTime::now()

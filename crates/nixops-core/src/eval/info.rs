@@ -166,7 +166,7 @@ pub struct NetworkInfo {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawInfo {
+pub(crate) struct RawInfo {
     /// Set (alone) when some machine or resource name is not acceptable.
     #[serde(default)]
     invalid_names: Vec<String>,
@@ -185,6 +185,11 @@ impl NetworkInfo {
             cmd: cmd.to_owned(),
             source,
         })?;
+        Self::from_raw(raw)
+    }
+
+    /// Validate what Nix reported (names, key specs).
+    pub(crate) fn from_raw(raw: RawInfo) -> Result<Self, EvalError> {
         if let Some(name) = raw.invalid_names.into_iter().next() {
             return Err(EvalError::InvalidName { name });
         }

@@ -230,12 +230,8 @@ impl PendingPlan {
                 cmd: cmd.to_owned(),
                 source,
             })?;
-        let info = serde_json::to_vec(&raw.info).map_err(|source| EvalError::Json {
-            cmd: cmd.to_owned(),
-            source,
-        })?;
         Ok(Plan {
-            info: NetworkInfo::parse(&info, cmd)?,
+            info: NetworkInfo::from_raw(raw.info)?,
             build: raw.build.map(|b| PlannedBuild {
                 names: b.names,
                 drv_path: b.drv_path,
@@ -258,7 +254,7 @@ impl Drop for PendingPlan {
 
 #[derive(serde::Deserialize)]
 struct RawPlan {
-    info: serde_json::Value,
+    info: info::RawInfo,
     build: Option<RawPlannedBuild>,
 }
 
@@ -537,11 +533,7 @@ impl Evaluator {
             return Ok(None);
         }
         self.check_files()?;
-        let physical = self.dir.path().join("physical-plan.nix");
-        std::fs::write(&physical, physical_nix).map_err(|source| EvalError::Io {
-            path: physical.clone(),
-            source,
-        })?;
+        let physical = self.write_physical("physical-plan.nix", physical_nix)?;
         let cmd = self.plan_cmd(&physical, include, exclude);
         // Files, not pipes: nothing reads them until the evaluation is done.
         let out = self.dir.path().join("plan.json");
@@ -611,8 +603,9 @@ impl Evaluator {
         })
     }
 
-    fn write_physical(&self, physical_nix: &str) -> Result<PathBuf, EvalError> {
-        let path = self.dir.path().join("physical.nix");
+    /// Write a physical expression to `name` in the evaluator's directory.
+    fn write_physical(&self, name: &str, physical_nix: &str) -> Result<PathBuf, EvalError> {
+        let path = self.dir.path().join(name);
         std::fs::write(&path, physical_nix).map_err(|source| EvalError::Io {
             path: path.clone(),
             source,
@@ -630,7 +623,9 @@ impl Evaluator {
         format: OptionFormat,
         physical_nix: Option<&str>,
     ) -> Result<String, EvalError> {
-        let physical = physical_nix.map(|p| self.write_physical(p)).transpose()?;
+        let physical = physical_nix
+            .map(|p| self.write_physical("physical.nix", p))
+            .transpose()?;
         let cmd = self.show_option_cmd(machine, option, format, physical.as_deref());
         let out = self.instantiate(cmd)?;
         Ok(String::from_utf8_lossy(&out).into_owned())
@@ -650,7 +645,7 @@ impl Evaluator {
         on_line: &mut dyn FnMut(&str),
     ) -> Result<Option<PathBuf>, EvalError> {
         self.check_files()?;
-        let physical = self.write_physical(physical_nix)?;
+        let physical = self.write_physical("physical.nix", physical_nix)?;
         let cmd = self.build_cmd(names, &physical, dry_run, repair);
         // Nix logs on stderr; stdout is only the result path.
         let out = run_build(&cmd, on_line)?;

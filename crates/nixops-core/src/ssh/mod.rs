@@ -502,10 +502,6 @@ impl SshSession {
     /// Make sure the master connection is up: reuse it while its socket answers,
     /// else start it, retrying connection failures with exponential backoff.
     pub fn connect(&self) -> Result<(), SshError> {
-        self.connect_tries(self.options.connection_tries)
-    }
-
-    fn connect_tries(&self, tries: u32) -> Result<(), SshError> {
         let mut up = self
             .master_up
             .lock()
@@ -526,7 +522,9 @@ impl SshSession {
             }
             let _ = fs::remove_file(self.control_path());
         }
-        self.retrying(tries, &|| {}, || self.start_master())?;
+        self.retrying(self.options.connection_tries, &|| {}, || {
+            self.start_master()
+        })?;
         *up = true;
         Ok(())
     }
