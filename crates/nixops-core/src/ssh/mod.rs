@@ -890,29 +890,25 @@ impl Drop for SshSession {
 /// win, ssh taking the first value of an option). The command words reach the remote
 /// shell as ssh passes them, i.e. interpreted there, as with plain ssh.
 pub fn interactive_ssh<S: AsRef<str>>(session: &SshSession, user_args: &[S]) -> Cmd {
-    let (flags, command) = split_openssh_args(user_args);
-    let mut cmd = Cmd::new("ssh")
-        .arg("-o")
-        .arg(session.control_opt())
-        .args(flags)
-        .args(session.ssh_flags())
-        .arg(session.target.destination());
-    if !command.is_empty() {
-        cmd = cmd.arg("--").args(command);
-    }
-    cmd
+    user_ssh(session, user_args, &[])
 }
 
 /// `ssh-for-each`: like [`interactive_ssh`] but non-interactive (`-x`), to be run
 /// with output captured and prefixed by the machine name.
 pub fn ssh_for_each_cmd<S: AsRef<str>>(session: &SshSession, user_args: &[S]) -> Cmd {
+    user_ssh(session, user_args, &["-x"])
+}
+
+/// ssh to the machine with the user's flags first, then the machine's, then
+/// `extra`; the user's command words, if any, after `--`.
+fn user_ssh<S: AsRef<str>>(session: &SshSession, user_args: &[S], extra: &[&str]) -> Cmd {
     let (flags, command) = split_openssh_args(user_args);
     let mut cmd = Cmd::new("ssh")
         .arg("-o")
         .arg(session.control_opt())
         .args(flags)
         .args(session.ssh_flags())
-        .arg("-x")
+        .args(extra)
         .arg(session.target.destination());
     if !command.is_empty() {
         cmd = cmd.arg("--").args(command);
