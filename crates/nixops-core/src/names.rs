@@ -12,36 +12,38 @@ enum Piece<'a> {
     Number(u128, &'a str),
 }
 
-fn pieces(name: &str) -> Vec<Piece<'_>> {
-    let mut out = Vec::new();
+/// The pieces of `name`, in order.
+fn pieces(name: &str) -> impl Iterator<Item = Piece<'_>> + '_ {
     let bytes = name.as_bytes();
     let mut start = 0;
-    while start < bytes.len() {
-        let digit = bytes[start].is_ascii_digit();
-        let mut end = start;
-        while end < bytes.len() && bytes[end].is_ascii_digit() == digit {
-            end += 1;
+    std::iter::from_fn(move || {
+        if start >= bytes.len() {
+            return None;
         }
+        let digit = bytes[start].is_ascii_digit();
+        let end = bytes[start..]
+            .iter()
+            .position(|b| b.is_ascii_digit() != digit)
+            .map_or(bytes.len(), |n| start + n);
         let run = &name[start..end];
-        out.push(if digit {
+        start = end;
+        Some(if digit {
             Piece::Number(run.parse().unwrap_or(u128::MAX), run)
         } else {
             Piece::Text(run)
-        });
-        start = end;
-    }
-    out
+        })
+    })
 }
 
-/// Compare two names naturally (`a2` < `a10`).
+/// Compare two names naturally (`a2` < `a10`), without allocating.
 pub fn natural_cmp(a: &str, b: &str) -> Ordering {
-    pieces(a).cmp(&pieces(b)).then_with(|| a.cmp(b))
+    pieces(a).cmp(pieces(b)).then_with(|| a.cmp(b))
 }
 
 /// A key that orders names as [`natural_cmp`] does: for sorting many names with
 /// `sort_by_cached_key`, which splits each name once instead of at every comparison.
 pub fn natural_key(name: &str) -> impl Ord + '_ {
-    (pieces(name), name)
+    (pieces(name).collect::<Vec<_>>(), name)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 mod args;
 mod error;
 mod lock;
+mod pages;
 mod path;
 mod pyjson;
 mod records;
@@ -516,10 +517,26 @@ impl StateFile {
     }
 
     /// Read deployments (all, or the one `uuid`), their attributes and resources,
-    /// and the resource attributes `attrs` names, in one read transaction. Reading
-    /// all deployments on a large file scans `ResourceAttrs` on two connections in
-    /// parallel (see `scan::SideReader` for why they see the same snapshot).
+    /// and the resource attributes `attrs` names, in one read transaction.
     fn read_snapshot(&self, uuid: Option<&str>, attrs: AttrSet<'_>) -> Result<Loaded, StateError> {
+        self.with_snapshot(uuid, attrs, false, |loaded| loaded)
+    }
+
+    /// [`StateFile::read_snapshot`], handed to `f` before the read transaction
+    /// ends. With `in_place`, values of a large read may be left in the mapped
+    /// file instead of being copied: `f` must be done with them when it returns.
+    ///
+    /// Reading all deployments reads `ResourceAttrs` and `Resources` straight
+    /// from the file's pages when it can (see `pages::PageFile::open`), and
+    /// otherwise scans `ResourceAttrs` of a large file on two SQLite connections
+    /// in parallel (see `scan::SideReader` for why they see the same snapshot).
+    fn with_snapshot<R>(
+        &self,
+        uuid: Option<&str>,
+        attrs: AttrSet<'_>,
+        in_place: bool,
+        f: impl FnOnce(Loaded) -> R,
+    ) -> Result<R, StateError> {
         let e = self.sqlite_err();
         let conn = &self.conn;
         let only = match attrs {
@@ -527,11 +544,12 @@ impl StateFile {
             AttrSet::None | AttrSet::All => None,
         };
         let bulk = uuid.is_none() && !matches!(attrs, AttrSet::None);
-        // The side connection notes the data version before the main read begins.
-        // It only speeds things up: if it cannot be had, the main one reads alone
-        // (and reports any real problem with the file itself).
         let file_len = self.file_len();
-        let side = if bulk && file_len >= scan::PARALLEL_MIN_BYTES {
+        // The pages are read directly when the WAL is empty. A side connection
+        // is only worth opening when it is not; it notes the data version before
+        // the main read begins. It only speeds things up: if it cannot be had,
+        // the main one reads alone (and reports any real problem with the file).
+        let side = if bulk && file_len >= scan::PARALLEL_MIN_BYTES && self.wal_len() > 0 {
             scan::SideReader::open(&self.path, self.busy_timeout).ok()
         } else {
             None
@@ -544,23 +562,43 @@ impl StateFile {
             } else {
                 None
             };
-            let side = match side {
-                Some(side) if scan::wants_side(bounds) => side.join().ok().flatten(),
-                _ => None,
-            };
             let text_hint = usize::try_from(file_len).unwrap_or(0);
-            let (small, chunks) = scan::scan_all(conn, side, bounds, only, text_hint, || {
-                read_small_tables(conn, uuid)
-            })?;
+            let direct = if bounds.is_some() && side.is_none() {
+                pages::PageFile::open(&self.path, conn)
+            } else {
+                None
+            };
+            let (small, chunks) = match direct.as_ref().map(|direct| {
+                direct.scan_attrs(only, in_place, text_hint, || {
+                    read_small_tables(conn, uuid, Some(direct))
+                })
+            }) {
+                Some((small, Some(chunks))) => (small?, chunks),
+                Some((small, None)) => {
+                    let small = small?;
+                    scan::scan_all(conn, None, bounds, only, text_hint, || Ok(small))?
+                }
+                None => {
+                    let side = match side {
+                        Some(side) if scan::wants_side(bounds) => side.join().ok().flatten(),
+                        _ => None,
+                    };
+                    scan::scan_all(conn, side, bounds, only, text_hint, || {
+                        read_small_tables(conn, uuid, None)
+                    })?
+                }
+            };
             let (depls, resources) = small;
             let chunks = match (attrs, uuid) {
                 (AttrSet::None, _) => None,
                 (_, None) => Some(chunks),
                 (_, Some(u)) => Some(vec![scan::scan_deployment(conn, u, only)?]),
             };
+            // The mapped file goes with the values left in it.
+            let file = direct.filter(|_| in_place);
             let table = chunks.map(|chunks| {
                 let slots = scan::SlotMap::new(resources.iter().map(|(_, r)| r.id));
-                scan::AttrTable::group(chunks, &slots, resources.len())
+                scan::AttrTable::group(chunks, file, &slots, resources.len())
             });
             Ok(Loaded {
                 depls,
@@ -568,6 +606,7 @@ impl StateFile {
                 table,
             })
         })();
+        let result = result.map(f);
         let _ = conn.execute_batch("commit");
         result.map_err(e)
     }
@@ -575,10 +614,14 @@ impl StateFile {
     /// The size of the file with its WAL (which may hold most of a file written
     /// recently): whether a parallel scan pays off, and how much it may read.
     fn file_len(&self) -> u64 {
+        fs::metadata(&self.path).map_or(0, |m| m.len()) + self.wal_len()
+    }
+
+    /// The size of the WAL file, 0 when there is none.
+    fn wal_len(&self) -> u64 {
         let mut wal = self.path.as_os_str().to_owned();
         wal.push("-wal");
-        let len = |p: &Path| fs::metadata(p).map_or(0, |m| m.len());
-        len(&self.path) + len(Path::new(&wal))
+        fs::metadata(Path::new(&wal)).map_or(0, |m| m.len())
     }
 
     /// Resolve `-d` as NixOps does: no selector → the only deployment; else an exact
@@ -878,10 +921,12 @@ struct Loaded {
     table: Option<scan::AttrTable>,
 }
 
-/// `Deployments`, `DeploymentAttrs` and `Resources` (all, or of deployment `uuid`).
+/// `Deployments`, `DeploymentAttrs` and `Resources` (all, or of deployment `uuid`);
+/// all of `Resources` from `pages` if given and it can.
 fn read_small_tables(
     conn: &Connection,
     uuid: Option<&str>,
+    pages: Option<&pages::PageFile>,
 ) -> rusqlite::Result<(Vec<DeploymentRecord>, Vec<PlacedResource>)> {
     let filter = uuid.is_some();
     let mut depls: Vec<DeploymentRecord> = Vec::new();
@@ -912,15 +957,9 @@ fn read_small_tables(
             depls[i].attrs.insert(r.get(1)?, r.get(2)?);
         }
     }
-    let mut resources: Vec<PlacedResource> = Vec::new();
-    let mut stmt = conn.prepare_cached(
-        "select id, deployment, name, type from Resources where ?1 is null or deployment = ?1 order by id",
-    )?;
-    let mut rows = stmt.query([uuid])?;
     // Resources of one deployment usually follow each other: try the last one first.
     let mut last = None;
-    while let Some(r) = rows.next()? {
-        let u = r.get_ref(1)?.as_bytes()?;
+    let mut place = |u: &[u8]| {
         let depl = match last {
             Some(i)
                 if depls
@@ -932,7 +971,38 @@ fn read_small_tables(
             _ => find(&depls, u),
         };
         last = depl;
-        if let Some(i) = depl {
+        depl
+    };
+    let mut resources: Vec<PlacedResource> = Vec::new();
+    if let Some(pages) = pages.filter(|_| uuid.is_none()) {
+        let mut bad_text = false;
+        let read = pages.resources(|id, u, name, type_| {
+            let Some(i) = place(u) else { return };
+            match (std::str::from_utf8(name), std::str::from_utf8(type_)) {
+                (Ok(name), Ok(type_)) => resources.push((
+                    i,
+                    ResourceRecord {
+                        id,
+                        name: name.to_owned(),
+                        type_: type_.to_owned(),
+                        attrs: BTreeMap::new(),
+                    },
+                )),
+                _ => bad_text = true,
+            }
+        });
+        if read.is_some() && !bad_text {
+            return Ok((depls, resources));
+        }
+        // Read again with SQLite, which reports what is wrong.
+        resources.clear();
+    }
+    let mut stmt = conn.prepare_cached(
+        "select id, deployment, name, type from Resources where ?1 is null or deployment = ?1 order by id",
+    )?;
+    let mut rows = stmt.query([uuid])?;
+    while let Some(r) = rows.next()? {
+        if let Some(i) = place(r.get_ref(1)?.as_bytes()?) {
             resources.push((
                 i,
                 ResourceRecord {

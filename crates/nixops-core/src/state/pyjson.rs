@@ -26,68 +26,132 @@ pub(super) fn is_plain_byte(b: u8) -> bool {
     (b.wrapping_sub(b' ') < 0x5f) & (b != b'"') & (b != b'\\')
 }
 
+/// Whether every byte of a 16-byte block is plain ([`is_plain_byte`]): written
+/// as an OR of flags without early exit, which the compiler turns into a few
+/// vector instructions.
+pub(super) fn is_plain_block(block: &[u8; 16]) -> bool {
+    let mut bad = 0u8;
+    for &b in block {
+        bad |= u8::from(b.wrapping_sub(b' ') >= 0x5f) | u8::from(b == b'"') | u8::from(b == b'\\');
+    }
+    bad == 0
+}
+
+/// Where JSON text goes: a `String`, or a byte buffer that is handed out as
+/// bytes (so text that is known to be UTF-8 need not be checked again).
+pub(super) trait JsonOut {
+    fn push_text(&mut self, s: &str);
+    /// Append `ascii`, which is ASCII.
+    fn push_ascii(&mut self, ascii: &[u8]);
+    fn reserve_text(&mut self, n: usize);
+}
+
+impl JsonOut for String {
+    fn push_text(&mut self, s: &str) {
+        self.push_str(s);
+    }
+
+    fn push_ascii(&mut self, ascii: &[u8]) {
+        self.push_str(std::str::from_utf8(ascii).expect("invariant: ASCII is UTF-8"));
+    }
+
+    fn reserve_text(&mut self, n: usize) {
+        self.reserve(n);
+    }
+}
+
+impl JsonOut for Vec<u8> {
+    fn push_text(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+
+    fn push_ascii(&mut self, ascii: &[u8]) {
+        self.extend_from_slice(ascii);
+    }
+
+    fn reserve_text(&mut self, n: usize) {
+        self.reserve(n);
+    }
+}
+
 /// Append `s` as a JSON string literal with Python's `ensure_ascii=True` escaping.
 pub fn write_str(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    let bytes = s.as_bytes();
-    // Runs of plain bytes are copied in one go; they are skipped 16 at a time
-    // (a test without early exit, which the compiler vectorises).
+    write_str_to(out, s);
+}
+
+/// [`write_str`] to any [`JsonOut`].
+pub(super) fn write_str_to(out: &mut impl JsonOut, s: &str) {
+    write_utf8_to(out, s.as_bytes()).expect("invariant: a str is UTF-8");
+}
+
+/// [`write_str`] of bytes that should be UTF-8, checked on the way: one pass
+/// over the bytes checks and escapes them. On an error `out` holds part of the
+/// literal.
+pub(super) fn write_utf8_to(
+    out: &mut impl JsonOut,
+    bytes: &[u8],
+) -> Result<(), std::str::Utf8Error> {
+    out.reserve_text(bytes.len() + 2);
+    out.push_ascii(b"\"");
+    // Runs of plain bytes (ASCII, so UTF-8) are copied in one go; they are
+    // skipped 16 at a time (a test without early exit, which the compiler
+    // vectorises), then up to the next byte to escape.
     let mut run = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if let Some(block) = bytes.get(i..i + 16) {
-            if block.iter().fold(true, |ok, &b| ok & is_plain_byte(b)) {
+        if let Some(block) = bytes.get(i..i + 16).and_then(|b| b.try_into().ok()) {
+            if is_plain_block(block) {
                 i += 16;
                 continue;
             }
         }
-        if is_plain_byte(bytes[i]) {
-            i += 1;
-            continue;
+        match bytes[i..].iter().position(|&b| !is_plain_byte(b)) {
+            Some(k) => i += k,
+            None => break,
         }
-        // `i` is a char boundary: plain bytes are ASCII and escapes take whole chars.
-        out.push_str(&s[run..i]);
-        let short = match bytes[i] {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            _ => None,
+        out.push_ascii(&bytes[run..i]);
+        let escape: &[u8] = match bytes[i] {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            _ => b"",
         };
-        if let Some(escape) = short {
-            // The common escapes, without decoding a char.
-            out.push_str(escape);
+        if !escape.is_empty() {
+            out.push_ascii(escape);
             i += 1;
             run = i;
             continue;
         }
-        let c = s[i..]
+        // Another control character, or the first byte of a non-ASCII one:
+        // checked as UTF-8 here, and written as UTF-16 code units.
+        let len = match bytes[i] {
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf7 => 4,
+            _ => 1,
+        };
+        let end = (i + len).min(bytes.len());
+        let c = std::str::from_utf8(&bytes[i..end])?
             .chars()
             .next()
-            .expect("invariant: i is a char boundary inside s");
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    // Writing to a String cannot fail.
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
+            .expect("invariant: a non-empty str has a char");
+        let mut units = [0u16; 2];
+        for unit in c.encode_utf16(&mut units) {
+            let mut escape = String::with_capacity(6);
+            // Writing to a String cannot fail.
+            let _ = write!(escape, "\\u{unit:04x}");
+            out.push_text(&escape);
         }
-        i += c.len_utf8();
+        i = end;
         run = i;
     }
-    out.push_str(&s[run..]);
-    out.push('"');
+    out.push_ascii(&bytes[run..]);
+    out.push_ascii(b"\"");
+    Ok(())
 }
 
 /// `json.dumps(value)` with Python's defaults (object keys in the value's order).
@@ -217,6 +281,42 @@ mod tests {
             out,
             r#""a\"b\\c\nd\te\u0001\u007f\u00e9\u20ac\ud83d\ude00/""#
         );
+        // Long plain runs around escapes, in and out of 16-byte blocks.
+        let long = format!(
+            "{}\u{8}\u{c}{}\"{}",
+            "x".repeat(40),
+            "y".repeat(15),
+            "z".repeat(17)
+        );
+        let mut out = String::new();
+        write_str(&mut out, &long);
+        assert_eq!(
+            out,
+            format!(
+                "\"{}\\b\\f{}\\\"{}\"",
+                "x".repeat(40),
+                "y".repeat(15),
+                "z".repeat(17)
+            )
+        );
+    }
+
+    #[test]
+    fn bytes_are_checked_for_utf8_as_they_are_escaped() {
+        let mut out = Vec::new();
+        write_utf8_to(&mut out, "é€😀 plain".as_bytes()).expect("UTF-8");
+        assert_eq!(out, br#""\u00e9\u20ac\ud83d\ude00 plain""#);
+        for bad in [
+            &b"\x80"[..],
+            b"abc\xc3",
+            b"\xc3(",
+            b"\xc0\x80",
+            b"\xed\xa0\x80",
+            b"\xf8\x88\x80\x80\x80",
+            b"0123456789abcdef\xff",
+        ] {
+            assert!(write_utf8_to(&mut Vec::new(), bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ use std::time::Duration;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
+use super::pages::PageFile;
+
 /// Memory map size for reading connections: large enough for any realistic state
 /// file, so pages are read in place instead of copied by `pread()`.
 pub(super) const MMAP_SIZE: i64 = 268_435_456;
@@ -109,13 +111,14 @@ impl Hasher for Fnv {
 }
 
 /// One row of a [`Chunk`]: the resource id, the attribute name (an index into
-/// the chunk's names, or'ed with [`PLAIN`] when the value needs no JSON escaping)
-/// and the end of the value in the chunk's text; the value starts where the
-/// previous row's ends.
+/// the chunk's names, or'ed with [`PLAIN`] when the value needs no JSON escaping
+/// and with [`MAPPED`] when the value is in the mapped file) and where the value
+/// is: in the chunk's text, or in the file.
 #[derive(Clone, Copy)]
 struct ChunkRow {
     machine: i64,
     name: u32,
+    start: u32,
     end: u32,
 }
 
@@ -123,14 +126,19 @@ struct ChunkRow {
 /// literal is the value in quotes. Checked while the bytes are being copied anyway.
 const PLAIN: u32 = 1 << 31;
 
+/// Flag bit: the value was left where it is in the mapped database file
+/// (see [`super::pages::PageFile`]), not copied.
+const MAPPED: u32 = 1 << 30;
+
+/// Both flag bits.
+const FLAGS: u32 = PLAIN | MAPPED;
+
 /// Whether `s` is printable ASCII without `"` and `\` (a JSON string literal
 /// as is, also with Python's `ensure_ascii`).
 pub(super) fn is_plain(s: &[u8]) -> bool {
-    // Blocks without early exit inside, so the compiler can vectorise the test.
-    let ok = super::pyjson::is_plain_byte;
-    let mut blocks = s.chunks_exact(32);
-    blocks.all(|block| block.iter().fold(true, |acc, &b| acc & ok(b)))
-        && blocks.remainder().iter().all(|&b| ok(b))
+    let (blocks, rest) = s.as_chunks::<16>();
+    blocks.iter().all(super::pyjson::is_plain_block)
+        && rest.iter().all(|&b| super::pyjson::is_plain_byte(b))
 }
 
 /// The rows of one scan, their values concatenated in one string.
@@ -141,25 +149,143 @@ pub(super) struct Chunk {
     names: Vec<String>,
     /// Per name: whether it is wanted (in `only`).
     wanted: Vec<bool>,
+    /// Per name: the name of the row that followed one of it last, `u32::MAX`
+    /// for none yet.
+    next: Vec<u32>,
     index: HashMap<Box<[u8]>, u32, BuildHasherDefault<Fnv>>,
 }
 
+/// Why a row could not be added to a [`Chunk`].
+#[derive(Debug)]
+pub(super) enum RowError {
+    /// A name or value that is not UTF-8.
+    Utf8(std::str::Utf8Error),
+    /// More than 4 GiB of values, or 2^31 names, in one chunk.
+    TooLarge,
+}
+
+impl From<RowError> for rusqlite::Error {
+    fn from(e: RowError) -> rusqlite::Error {
+        match e {
+            RowError::Utf8(e) => rusqlite::Error::Utf8Error(e),
+            RowError::TooLarge => rusqlite::Error::IntegralValueOutOfRange(2, i64::MAX),
+        }
+    }
+}
+
 impl Chunk {
+    /// An empty chunk with room for `text` bytes of values and `rows` rows up
+    /// front: memory not written to costs nothing, while growing would copy what
+    /// was read so far.
+    pub(super) fn with_capacity(text: usize, rows: usize) -> Chunk {
+        Chunk {
+            text: String::with_capacity(text),
+            rows: Vec::with_capacity(rows),
+            ..Chunk::default()
+        }
+    }
+
     /// The local index of attribute name `name` (UTF-8 checked once per name).
-    fn intern(&mut self, name: &[u8], only: Option<&[&str]>) -> rusqlite::Result<u32> {
+    fn intern(&mut self, name: &[u8], only: Option<&[&str]>) -> Result<u32, RowError> {
         if let Some(&i) = self.index.get(name) {
             return Ok(i);
         }
         self.wanted
             .push(only.is_none_or(|only| only.iter().any(|n| n.as_bytes() == name)));
-        let s = std::str::from_utf8(name).map_err(rusqlite::Error::Utf8Error)?;
+        let s = std::str::from_utf8(name).map_err(RowError::Utf8)?;
         let i = u32::try_from(self.names.len())
             .ok()
-            .filter(|&i| i < PLAIN)
-            .ok_or(rusqlite::Error::IntegralValueOutOfRange(1, i64::MAX))?;
+            .filter(|&i| i < MAPPED)
+            .ok_or(RowError::TooLarge)?;
         self.names.push(s.to_owned());
+        self.next.push(u32::MAX);
         self.index.insert(name.into(), i);
         Ok(i)
+    }
+
+    /// The local index of `name` if rows of it are wanted (in `only`). `last` is
+    /// the name of the previous row. Rows come grouped by resource, each with its
+    /// names in the same order (attributes set together), or grouped by name
+    /// (one attribute set for every machine): the name that followed `last`
+    /// the time before, or `last` itself, mostly spares the hash lookup.
+    pub(super) fn wanted(
+        &mut self,
+        last: &mut Option<u32>,
+        name: &[u8],
+        only: Option<&[&str]>,
+    ) -> Result<Option<u32>, RowError> {
+        let id = match *last {
+            Some(prev) => {
+                let guess = self.next[prev as usize];
+                if guess != u32::MAX && self.names[guess as usize].as_bytes() == name {
+                    guess
+                } else if self.names[prev as usize].as_bytes() == name {
+                    prev
+                } else {
+                    let id = self.intern(name, only)?;
+                    self.next[prev as usize] = id;
+                    id
+                }
+            }
+            None => self.intern(name, only)?,
+        };
+        *last = Some(id);
+        Ok(self.wanted[id as usize].then_some(id))
+    }
+
+    /// Append a row of resource `machine`, name `name_id` (from
+    /// [`Chunk::wanted`]) and value `value`.
+    pub(super) fn push(
+        &mut self,
+        machine: i64,
+        name_id: u32,
+        value: &[u8],
+    ) -> Result<(), RowError> {
+        let plain = if is_plain(value) { PLAIN } else { 0 };
+        let value = std::str::from_utf8(value).map_err(RowError::Utf8)?;
+        let start = u32::try_from(self.text.len()).map_err(|_| RowError::TooLarge)?;
+        self.text.push_str(value);
+        let end = u32::try_from(self.text.len()).map_err(|_| RowError::TooLarge)?;
+        self.rows.push(ChunkRow {
+            machine,
+            name: name_id | plain,
+            start,
+            end,
+        });
+        Ok(())
+    }
+
+    /// Append a row whose value stays in the mapped file, `len` bytes at
+    /// `offset`. It is not checked here: [`AttrTable::ranked`] says who does.
+    pub(super) fn push_mapped(
+        &mut self,
+        machine: i64,
+        name_id: u32,
+        offset: u32,
+        len: usize,
+    ) -> Result<(), RowError> {
+        let len = u32::try_from(len).map_err(|_| RowError::TooLarge)?;
+        self.rows.push(ChunkRow {
+            machine,
+            name: name_id | MAPPED,
+            start: offset,
+            end: offset.checked_add(len).ok_or(RowError::TooLarge)?,
+        });
+        Ok(())
+    }
+
+    /// Every row as (resource id, name, value).
+    #[cfg(test)]
+    pub(super) fn triples(&self) -> impl Iterator<Item = (i64, &str, &str)> + '_ {
+        self.rows.iter().map(|r| {
+            assert_eq!(r.name & MAPPED, 0, "values were copied");
+            let name = &self.names[(r.name & !FLAGS) as usize];
+            (
+                r.machine,
+                name.as_str(),
+                &self.text[r.start as usize..r.end as usize],
+            )
+        })
     }
 
     /// Append every row of `rows` (`machine, name, value`), skipping names not in
@@ -169,35 +295,16 @@ impl Chunk {
         mut rows: rusqlite::Rows<'_>,
         only: Option<&[&str]>,
     ) -> rusqlite::Result<()> {
-        // Rows often come grouped by name (attributes set for all machines at once):
-        // remember the last one to skip the hash lookup.
-        let mut last: Option<u32> = None;
+        let mut last = None;
         while let Some(r) = rows.next()? {
             let name = text_bytes(r.get_ref(1)?, 1, "name")?;
-            let name_id = match last {
-                Some(id) if self.names[id as usize].as_bytes() == name => id,
-                _ => {
-                    let id = self.intern(name, only)?;
-                    last = Some(id);
-                    id
-                }
-            };
             // Rows of unwanted names are skipped before anything else is read.
-            if !self.wanted[name_id as usize] {
+            let Some(name_id) = self.wanted(&mut last, name, only)? else {
                 continue;
-            }
+            };
             let machine = r.get_ref(0)?.as_i64()?;
             let value = text_bytes(r.get_ref(2)?, 2, "value")?;
-            let plain = if is_plain(value) { PLAIN } else { 0 };
-            let value = std::str::from_utf8(value).map_err(rusqlite::Error::Utf8Error)?;
-            self.text.push_str(value);
-            let end = u32::try_from(self.text.len())
-                .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(2, i64::MAX))?;
-            self.rows.push(ChunkRow {
-                machine,
-                name: name_id | plain,
-                end,
-            });
+            self.push(machine, name_id, value)?;
         }
         Ok(())
     }
@@ -300,19 +407,14 @@ pub(super) fn scan_all<T>(
         i64::try_from(at).unwrap_or(i64::MAX)
     };
     let scan = |conn: &Connection| -> rusqlite::Result<Chunk> {
-        // Room for everything up front: memory not written to costs nothing,
-        // while growing would copy what was read so far.
-        let mut chunk = Chunk {
-            text: String::with_capacity(text_hint),
-            // Rowids may be sparse, but every row takes a few bytes of the file.
-            rows: Vec::with_capacity(
-                usize::try_from(hi - lo)
-                    .unwrap_or(0)
-                    .saturating_add(1)
-                    .min(text_hint / 8),
-            ),
-            ..Chunk::default()
-        };
+        // Rowids may be sparse, but every row takes a few bytes of the file.
+        let mut chunk = Chunk::with_capacity(
+            text_hint,
+            usize::try_from(hi - lo)
+                .unwrap_or(0)
+                .saturating_add(1)
+                .min(text_hint / 8),
+        );
         // No `name in (...)` for `only`: SQLite evaluates that per row at a
         // higher cost than the check on our side, which sees each name once.
         let mut stmt = conn.prepare_cached(
@@ -366,6 +468,8 @@ fn both<A, B: Send>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) -> (A, 
 /// Resource attributes grouped by resource slot, each slot's sorted by name.
 pub(super) struct AttrTable {
     chunks: Vec<Chunk>,
+    /// The mapped file that [`MAPPED`] values are in.
+    file: Option<PageFile>,
     /// Distinct names, sorted by code point.
     names: Vec<String>,
     /// `entries[starts[s]..starts[s + 1]]` are slot `s`'s attributes.
@@ -377,7 +481,7 @@ pub(super) struct AttrTable {
 struct Entry {
     /// Position of the name in `AttrTable::names`.
     rank: u32,
-    /// The chunk, or'ed with [`PLAIN`].
+    /// The chunk, or'ed with [`PLAIN`] and [`MAPPED`] as its row was.
     chunk: u32,
     start: u32,
     end: u32,
@@ -385,8 +489,14 @@ struct Entry {
 
 impl AttrTable {
     /// Group the rows of `chunks` by the slot `slots` gives their resource id
-    /// (rows of other resources are dropped); `nslots` slots.
-    pub(super) fn group(chunks: Vec<Chunk>, slots: &SlotMap, nslots: usize) -> AttrTable {
+    /// (rows of other resources are dropped); `nslots` slots. `file` is the
+    /// mapped file of values left in place, if any.
+    pub(super) fn group(
+        chunks: Vec<Chunk>,
+        file: Option<PageFile>,
+        slots: &SlotMap,
+        nslots: usize,
+    ) -> AttrTable {
         // One sorted list of names, and each chunk's local index → its rank.
         let mut names: Vec<String> = chunks.iter().flat_map(|c| c.names.clone()).collect();
         names.sort_unstable();
@@ -453,20 +563,18 @@ impl AttrTable {
             let mut next: Vec<u32> = starts[lo..hi].iter().map(|s| s - base).collect();
             for (ci, (c, (slot_of, _))) in chunks.iter().zip(&per_chunk).enumerate() {
                 let chunk = u32::try_from(ci).expect("invariant: few chunks");
-                let mut start = 0u32;
                 for (r, &s) in c.rows.iter().zip(slot_of) {
                     let s = s as usize;
                     if (lo..hi).contains(&s) {
                         let pos = &mut next[s - lo];
                         out[*pos as usize] = Entry {
-                            rank: ranks[ci][(r.name & !PLAIN) as usize],
-                            chunk: chunk | (r.name & PLAIN),
-                            start,
+                            rank: ranks[ci][(r.name & !FLAGS) as usize],
+                            chunk: chunk | (r.name & FLAGS),
+                            start: r.start,
                             end: r.end,
                         };
                         *pos += 1;
                     }
-                    start = r.end;
                 }
             }
             for w in starts[lo..=hi].windows(2) {
@@ -483,6 +591,7 @@ impl AttrTable {
         }
         AttrTable {
             chunks,
+            file,
             names,
             starts,
             entries,
@@ -498,17 +607,51 @@ impl AttrTable {
             .map(|e| (self.names[e.rank as usize].as_str(), self.value(e)))
     }
 
-    fn value(&self, e: &Entry) -> &str {
-        &self.chunks[(e.chunk & !PLAIN) as usize].text[e.start as usize..e.end as usize]
-    }
-
-    /// The attributes of slot `s` as (position in [`AttrTable::names`], value,
-    /// whether the value needs no escaping), sorted by name.
-    pub(super) fn ranked(&self, s: usize) -> impl Iterator<Item = (usize, &str, bool)> + '_ {
+    /// The value of attribute `name` of slot `s`.
+    pub(super) fn get(&self, s: usize, name: &str) -> Option<&str> {
         let range = self.starts[s] as usize..self.starts[s + 1] as usize;
         self.entries[range]
             .iter()
-            .map(|e| (e.rank as usize, self.value(e), e.chunk & PLAIN != 0))
+            .find(|e| self.names[e.rank as usize] == name)
+            .map(|e| self.value(e))
+    }
+
+    fn value(&self, e: &Entry) -> &str {
+        std::str::from_utf8(self.value_bytes(e)).expect(
+            "invariant: values are checked as they are read, but for those left in the file, which only `ranked` reads",
+        )
+    }
+
+    /// The attributes of slot `s` as (position in [`AttrTable::names`], value,
+    /// whether the value needs no escaping), sorted by name. A value that needs
+    /// escaping may also not be UTF-8 if it was left in the mapped file: whoever
+    /// escapes it checks it on the way (see `pyjson::write_utf8_to`).
+    pub(super) fn ranked(&self, s: usize) -> impl Iterator<Item = (usize, &[u8], bool)> + '_ {
+        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
+        self.entries[range]
+            .iter()
+            .map(|e| (e.rank as usize, self.value_bytes(e), e.chunk & PLAIN != 0))
+    }
+
+    /// Read a byte of every cache line of slot `s`'s values, so that they are
+    /// on their way into the cache before they are used.
+    pub(super) fn touch(&self, s: usize) {
+        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
+        for e in &self.entries[range] {
+            let bytes = self.value_bytes(e);
+            for line in bytes.iter().step_by(64) {
+                std::hint::black_box(*line);
+            }
+        }
+    }
+
+    /// The bytes of a value.
+    fn value_bytes(&self, e: &Entry) -> &[u8] {
+        let range = e.start as usize..e.end as usize;
+        match &self.file {
+            Some(file) if e.chunk & MAPPED != 0 => &file.bytes()[range],
+            _ => &self.chunks[(e.chunk & !FLAGS) as usize].text.as_bytes()[range],
+        }
     }
 
     /// Every attribute name read, sorted by code point.

@@ -12,7 +12,10 @@
 //! export is formatted on two threads.
 
 use std::cmp::Ordering;
-use std::sync::{Mutex, PoisonError};
+use std::path::Path;
+use std::str::Utf8Error;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use super::pyjson::{self, PyStyle};
 use super::records::DeploymentRecord;
@@ -25,8 +28,8 @@ use super::{
 /// Exports larger than this (estimated bytes) are formatted on two threads.
 const PARALLEL_EXPORT_BYTES: usize = 1 << 20;
 
-/// The size of the pieces the first half of an export is handed out in.
-const STREAM_PIECE: usize = 1 << 20;
+/// The size of the pieces an export is formatted and handed out in.
+const STREAM_PIECE: usize = 1 << 18;
 
 /// One deployment to export.
 struct Export<'a> {
@@ -49,6 +52,9 @@ struct Formatter<'a> {
     /// Per attribute name: how it sorts against `type`.
     vs_type: Vec<Ordering>,
 }
+
+/// How many resources ahead of the one being written the values are asked for.
+const TOUCH_AHEAD: usize = 3;
 
 /// Indentation of deployment entries, deployment attributes, resources and
 /// resource attributes (levels 1 to 4, two spaces each).
@@ -88,70 +94,86 @@ impl<'a> Formatter<'a> {
 
     /// Append the `index`th deployment of the export (`"uuid": {...}`, after a
     /// separator unless it is the first).
-    fn deployment(&self, out: &mut String, e: &Export<'_>, index: usize) {
+    fn deployment(&self, out: &mut Vec<u8>, e: &Export<'_>, index: usize) -> Result<(), Utf8Error> {
         if index > 0 {
-            out.push_str(self.sep);
+            out.extend_from_slice(self.sep.as_bytes());
         }
-        out.push_str(IND1);
-        pyjson::write_str(out, &e.depl.uuid);
-        out.push_str(": {");
+        out.extend_from_slice(IND1.as_bytes());
+        pyjson::write_str_to(out, &e.depl.uuid);
+        out.extend_from_slice(b": {");
         let mut n = 0;
         let mut resources_done = false;
         for (k, v) in &e.depl.attrs {
             if !resources_done && k.as_str() >= "resources" {
-                self.resources(out, &mut n, &e.resources);
+                self.resources(out, &mut n, &e.resources)?;
                 resources_done = true;
                 if k == "resources" {
                     continue;
                 }
             }
             self.entry(out, &mut n, IND2, k);
-            pyjson::write_str(out, v);
+            pyjson::write_str_to(out, v);
         }
         if !resources_done {
-            self.resources(out, &mut n, &e.resources);
+            self.resources(out, &mut n, &e.resources)?;
         }
-        out.push_str(IND1);
-        out.push('}');
+        out.extend_from_slice(IND1.as_bytes());
+        out.push(b'}');
+        Ok(())
     }
 
     /// Start the `n`th entry of an object: separator, newline, indentation, key.
-    fn entry(&self, out: &mut String, n: &mut usize, indent: &str, key: &str) {
+    fn entry(&self, out: &mut Vec<u8>, n: &mut usize, indent: &str, key: &str) {
         if *n > 0 {
-            out.push_str(self.sep);
+            out.extend_from_slice(self.sep.as_bytes());
         }
         *n += 1;
-        out.push_str(indent);
-        pyjson::write_str(out, key);
-        out.push_str(": ");
+        out.extend_from_slice(indent.as_bytes());
+        pyjson::write_str_to(out, key);
+        out.extend_from_slice(b": ");
     }
 
     /// The `"resources"` entry of a deployment.
-    fn resources(&self, out: &mut String, n: &mut usize, resources: &[usize]) {
+    fn resources(
+        &self,
+        out: &mut Vec<u8>,
+        n: &mut usize,
+        resources: &[usize],
+    ) -> Result<(), Utf8Error> {
         self.entry(out, n, IND2, "resources");
         if resources.is_empty() {
-            out.push_str("{}");
-            return;
+            out.extend_from_slice(b"{}");
+            return Ok(());
         }
-        out.push('{');
+        out.push(b'{');
         for (i, &r) in resources.iter().enumerate() {
+            // Ask for the values of a resource a few ahead now: their loads
+            // then overlap with the work on this one and the next.
+            if i == 0 {
+                for &next in resources.iter().take(TOUCH_AHEAD).skip(1) {
+                    self.table.touch(next);
+                }
+            }
+            if let Some(&next) = resources.get(i + TOUCH_AHEAD) {
+                self.table.touch(next);
+            }
             let res = &self.loaded.resources[r].1;
             if i > 0 {
-                out.push_str(self.sep);
+                out.extend_from_slice(self.sep.as_bytes());
             }
-            out.push_str(IND3);
-            pyjson::write_str(out, &res.name);
-            out.push_str(": {");
+            out.extend_from_slice(IND3.as_bytes());
+            pyjson::write_str_to(out, &res.name);
+            out.extend_from_slice(b": {");
             let mut first = true;
             let mut type_done = false;
-            let push_type = |out: &mut String, first: &mut bool| {
+            let push_type = |out: &mut Vec<u8>, first: &mut bool| {
                 if !*first {
-                    out.push_str(self.sep);
+                    out.extend_from_slice(self.sep.as_bytes());
                 }
                 *first = false;
-                out.push_str(IND4);
-                out.push_str("\"type\": ");
-                pyjson::write_str(out, &res.type_);
+                out.extend_from_slice(IND4.as_bytes());
+                out.extend_from_slice(b"\"type\": ");
+                pyjson::write_str_to(out, &res.type_);
             };
             for (rank, value, plain) in self.table.ranked(r) {
                 if !type_done {
@@ -170,26 +192,27 @@ impl<'a> Formatter<'a> {
                     }
                 }
                 if !first {
-                    out.push_str(self.sep);
+                    out.extend_from_slice(self.sep.as_bytes());
                 }
                 first = false;
-                out.push_str(&self.keys[rank]);
+                out.extend_from_slice(self.keys[rank].as_bytes());
                 if plain {
-                    out.push('"');
-                    out.push_str(value);
-                    out.push('"');
+                    out.push(b'"');
+                    out.extend_from_slice(value);
+                    out.push(b'"');
                 } else {
-                    pyjson::write_str(out, value);
+                    pyjson::write_utf8_to(out, value)?;
                 }
             }
             if !type_done {
                 push_type(out, &mut first);
             }
-            out.push_str(IND3);
-            out.push('}');
+            out.extend_from_slice(IND3.as_bytes());
+            out.push(b'}');
         }
-        out.push_str(IND2);
-        out.push('}');
+        out.extend_from_slice(IND2.as_bytes());
+        out.push(b'}');
+        Ok(())
     }
 }
 
@@ -213,118 +236,29 @@ impl StateFile {
 
     /// Export in the given Python's pretty-printing style.
     pub fn export_styled(&self, uuids: &[String], style: PyStyle) -> Result<String, StateError> {
-        let mut text = String::new();
-        self.export_with(uuids, style, |piece| text.push_str(piece))?;
-        Ok(text)
+        let mut text = Vec::new();
+        self.export_with(uuids, style, |piece| text.extend_from_slice(piece))?;
+        Ok(String::from_utf8(text).expect("invariant: export text is made of UTF-8 pieces"))
     }
 
     /// The text of [`StateFile::export_styled`], handed to `sink` piece by piece
     /// in order. A large export is formatted on two threads and never held whole:
-    /// what the calling thread formats goes out through one reused buffer, which
-    /// saves touching megabytes of fresh memory.
+    /// it goes out in pieces through a few reused buffers, which saves touching
+    /// megabytes of fresh memory, and values are read where they are in the file.
     pub fn export_with(
         &self,
         uuids: &[String],
         style: PyStyle,
-        mut sink: impl FnMut(&str),
+        sink: impl FnMut(&[u8]),
     ) -> Result<(), StateError> {
         let filter = match uuids {
             [one] => Some(one.as_str()),
             _ => None,
         };
-        let loaded = self.read_snapshot(filter, AttrSet::All)?;
-        if let Some(missing) = uuids.iter().find(|u| {
-            loaded
-                .depls
-                .binary_search_by(|d| d.uuid.as_str().cmp(u))
-                .is_err()
-        }) {
-            return Err(StateError::NoSuchDeployment {
-                uuid: missing.clone(),
-            });
-        }
-        let table = loaded
-            .table
-            .as_ref()
-            .expect("invariant: AttrSet::All reads resource attributes");
-        // Each deployment's resources by name; names are not unique in the schema
-        // and a JSON object holds one of each: the first by id, as sorting is stable.
-        let mut by_depl: Vec<Vec<usize>> = vec![Vec::new(); loaded.depls.len()];
-        for (i, (d, _)) in loaded.resources.iter().enumerate() {
-            by_depl[*d].push(i);
-        }
-        let mut selected: Vec<Export<'_>> = Vec::new();
-        let mut total = 0;
-        for (d, mut res) in loaded.depls.iter().zip(by_depl) {
-            if filter.is_none() && !uuids.contains(&d.uuid) {
-                continue;
-            }
-            res.sort_by(|&a, &b| loaded.resources[a].1.name.cmp(&loaded.resources[b].1.name));
-            res.dedup_by(|a, b| loaded.resources[*a].1.name == loaded.resources[*b].1.name);
-            let weight: usize = res.iter().map(|&r| table.weight(r) + 64).sum::<usize>() + 256;
-            total += weight;
-            selected.push(Export {
-                depl: d,
-                resources: res,
-                weight,
-            });
-        }
-        let fmt = Formatter::new(&loaded, table, style);
-        if selected.is_empty() {
-            sink("{}");
-            return Ok(());
-        }
-        // Deployments are taken from the front by this thread, which hands its
-        // text out through one reused buffer, and from the back by a second
-        // thread, which keeps its text (in fresh memory, so it is the slower one)
-        // until this thread is done: they meet wherever their speeds make them.
-        let taken = Mutex::new((0, selected.len()));
-        let take = |front: bool| {
-            let mut t = taken.lock().unwrap_or_else(PoisonError::into_inner);
-            if t.0 >= t.1 {
-                None
-            } else if front {
-                t.0 += 1;
-                Some(t.0 - 1)
-            } else {
-                t.1 -= 1;
-                Some(t.1)
-            }
-        };
-        std::thread::scope(|s| {
-            let back = (total >= PARALLEL_EXPORT_BYTES).then(|| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    while let Some(i) = take(false) {
-                        let mut text = String::with_capacity(selected[i].weight);
-                        fmt.deployment(&mut text, &selected[i], i);
-                        done.push(text);
-                    }
-                    done
-                })
-            });
-            let mut buf = String::with_capacity(STREAM_PIECE + STREAM_PIECE / 4);
-            buf.push('{');
-            while let Some(i) = take(true) {
-                fmt.deployment(&mut buf, &selected[i], i);
-                if buf.len() >= STREAM_PIECE {
-                    sink(&buf);
-                    buf.clear();
-                }
-            }
-            if let Some(back) = back {
-                let done = back.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                sink(&buf);
-                buf.clear();
-                // Taken from the back: the last one first.
-                for text in done.iter().rev() {
-                    sink(text);
-                }
-            }
-            buf.push_str("\n}");
-            sink(&buf);
-        });
-        Ok(())
+        // Values are formatted straight from the file's pages where they can be.
+        self.with_snapshot(filter, AttrSet::All, true, |loaded| {
+            export_loaded(&loaded, &self.path, uuids, filter, style, sink)
+        })?
     }
 
     /// Import deployments from export JSON; returns their UUIDs in input order (the
@@ -364,6 +298,162 @@ impl StateFile {
         })?;
         Ok(parsed.into_iter().map(|d| d.uuid).collect())
     }
+}
+
+/// The export text of `loaded` for `uuids` (just `filter` when given), handed to
+/// `sink` in pieces.
+fn export_loaded(
+    loaded: &Loaded,
+    path: &Path,
+    uuids: &[String],
+    filter: Option<&str>,
+    style: PyStyle,
+    mut sink: impl FnMut(&[u8]),
+) -> Result<(), StateError> {
+    if let Some(missing) = uuids.iter().find(|u| {
+        loaded
+            .depls
+            .binary_search_by(|d| d.uuid.as_str().cmp(u))
+            .is_err()
+    }) {
+        return Err(StateError::NoSuchDeployment {
+            uuid: missing.clone(),
+        });
+    }
+    let table = loaded
+        .table
+        .as_ref()
+        .expect("invariant: AttrSet::All reads resource attributes");
+    // Each deployment's resources by name; names are not unique in the schema
+    // and a JSON object holds one of each: the first by id, as sorting is stable.
+    let mut by_depl: Vec<Vec<usize>> = vec![Vec::new(); loaded.depls.len()];
+    for (i, (d, _)) in loaded.resources.iter().enumerate() {
+        by_depl[*d].push(i);
+    }
+    let mut selected: Vec<Export<'_>> = Vec::new();
+    let mut total = 0;
+    for (d, mut res) in loaded.depls.iter().zip(by_depl) {
+        if filter.is_none() && !uuids.contains(&d.uuid) {
+            continue;
+        }
+        res.sort_by(|&a, &b| loaded.resources[a].1.name.cmp(&loaded.resources[b].1.name));
+        res.dedup_by(|a, b| loaded.resources[*a].1.name == loaded.resources[*b].1.name);
+        let weight: usize = res.iter().map(|&r| table.weight(r) + 64).sum::<usize>() + 256;
+        total += weight;
+        selected.push(Export {
+            depl: d,
+            resources: res,
+            weight,
+        });
+    }
+    let fmt = Formatter::new(loaded, table, style);
+    if selected.is_empty() {
+        sink(b"{}");
+        return Ok(());
+    }
+    // Consecutive deployments make pieces of about `STREAM_PIECE` bytes.
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    let mut acc = 0;
+    for (i, e) in selected.iter().enumerate() {
+        acc += e.weight;
+        if acc >= STREAM_PIECE || i + 1 == selected.len() {
+            pieces.push(from..i + 1);
+            from = i + 1;
+            acc = 0;
+        }
+    }
+    let format = |piece: usize, out: &mut Vec<u8>| -> Result<(), Utf8Error> {
+        for i in pieces[piece].clone() {
+            fmt.deployment(out, &selected[i], i)?;
+        }
+        Ok(())
+    };
+    sink(b"{");
+    let formatted = if total < PARALLEL_EXPORT_BYTES {
+        let mut buf = Vec::new();
+        (0..pieces.len()).try_for_each(|piece| {
+            format(piece, &mut buf)?;
+            sink(&buf);
+            buf.clear();
+            Ok(())
+        })
+    } else {
+        in_order(pieces.len(), format, &mut sink)
+    };
+    // A value left in the file that is not UTF-8: as SQLite would report it.
+    formatted.map_err(|e| StateError::Sqlite {
+        path: path.to_path_buf(),
+        source: rusqlite::Error::Utf8Error(e),
+    })?;
+    sink(b"\n}");
+    Ok(())
+}
+
+/// Format pieces `0..n` with `format` on this thread and one more, and hand them
+/// to `sink` in order from this thread, up to the first that fails. Buffers go
+/// back to a pool once handed out, so a large export reuses a few buffers
+/// instead of touching fresh memory for all of its text.
+fn in_order<E: Send>(
+    n: usize,
+    format: impl Fn(usize, &mut Vec<u8>) -> Result<(), E> + Sync,
+    sink: &mut impl FnMut(&[u8]),
+) -> Result<(), E> {
+    struct Shared<E> {
+        /// Formatted pieces not yet handed out, by number.
+        done: Vec<Option<Result<Vec<u8>, E>>>,
+        /// Buffers handed out, to format into again.
+        pool: Vec<Vec<u8>>,
+    }
+    let shared = Mutex::new(Shared {
+        done: (0..n).map(|_| None).collect(),
+        pool: Vec::new(),
+    });
+    let ready = Condvar::new();
+    let next = AtomicUsize::new(0);
+    let lock = || shared.lock().unwrap_or_else(PoisonError::into_inner);
+    // Take piece numbers until none is left; false when there was none.
+    let format_one = || -> bool {
+        let piece = next.fetch_add(1, AtomicOrdering::Relaxed);
+        if piece >= n {
+            return false;
+        }
+        let mut buf = lock().pool.pop().unwrap_or_default();
+        let result = format(piece, &mut buf).map(|()| buf);
+        if result.is_err() {
+            // No more pieces: the output stops at this one.
+            next.store(n, AtomicOrdering::Relaxed);
+        }
+        lock().done[piece] = Some(result);
+        ready.notify_one();
+        true
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| while format_one() {});
+        let mut written = 0;
+        while written < n {
+            let ready_piece = lock().done[written].take();
+            match ready_piece {
+                Some(Ok(mut buf)) => {
+                    sink(&buf);
+                    buf.clear();
+                    lock().pool.push(buf);
+                    written += 1;
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    if !format_one() {
+                        // Everything is taken: wait for the other thread's piece.
+                        let mut guard = lock();
+                        while guard.done[written].is_none() {
+                            guard = ready.wait(guard).unwrap_or_else(PoisonError::into_inner);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
 fn bad(reason: String) -> StateError {
@@ -610,6 +700,25 @@ mod tests {
         sf
     }
 
+    /// Each of `cases` twice: first with frames in the WAL, so that SQLite reads
+    /// the file, then with the WAL emptied, so that its pages are read directly
+    /// (`true`).
+    fn both_paths<'a, T: Copy>(
+        sf: &'a StateFile,
+        cases: &'a [T],
+    ) -> impl Iterator<Item = (T, bool)> + 'a {
+        assert!(sf.wal_len() > 0, "the file was just written");
+        let sqlite = cases.iter().map(|&c| (c, false));
+        let direct = cases.iter().map(move |&c| {
+            sf.conn
+                .execute_batch("pragma wal_checkpoint(truncate)")
+                .expect("checkpoint");
+            assert_eq!(sf.wal_len(), 0);
+            (c, true)
+        });
+        sqlite.chain(direct)
+    }
+
     #[test]
     fn bulk_export_matches_the_plain_model() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -623,12 +732,20 @@ mod tests {
         let m = model(&sf);
         let all: Vec<String> = m.keys().cloned().collect();
         let all_refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        for style in [PyStyle::Python2, PyStyle::Python3] {
+        for (style, direct) in both_paths(&sf, &[PyStyle::Python2, PyStyle::Python3]) {
             let mut parts = Vec::new();
-            sf.export_with(&all, style, |p| parts.push(p.to_owned()))
+            let before = super::super::pages::direct_reads();
+            sf.export_with(&all, style, |p| parts.push(p.to_vec()))
                 .expect("export");
+            assert_eq!(
+                super::super::pages::direct_reads() - before,
+                usize::from(direct)
+            );
             assert!(parts.len() > 1, "a large export is handed out in pieces");
-            assert_eq!(parts.concat(), model_export(&m, &all_refs, style));
+            assert_eq!(
+                String::from_utf8(parts.concat()).expect("UTF-8"),
+                model_export(&m, &all_refs, style)
+            );
             for subset in [&["a-depl"][..], &["c-empty"], &["c-empty", "b-depl"]] {
                 let uuids: Vec<String> = subset.iter().map(|s| s.to_string()).collect();
                 assert_eq!(
@@ -664,24 +781,71 @@ mod tests {
                 }
             }
         };
-        check(sf.deployments().expect("all"), None);
-        let only = ["vmId", "type", "missing"];
-        check(sf.deployments_with_attrs(&only).expect("some"), Some(&only));
-        let snap = sf.snapshot_with_attrs(&only).expect("snapshot");
-        for (i, (d, (_, (_, resources)))) in snap.deployments().iter().zip(&m).enumerate() {
-            assert!(d.resources.is_empty());
-            let views: Vec<_> = snap.resources(i).collect();
-            assert_eq!(views.len(), resources.len());
-            for (v, (id, name, type_, attrs)) in views.iter().zip(resources) {
-                assert_eq!(
-                    (v.id, v.name, v.type_),
-                    (*id, name.as_str(), type_.as_str())
-                );
-                for k in ["vmId", "type", "missing", "state"] {
-                    let want = attrs.get(k).filter(|_| only.contains(&k));
-                    assert_eq!(v.attr(k), want.map(String::as_str), "{id} {k}");
+        for ((), direct) in both_paths(&sf, &[()]) {
+            let before = super::super::pages::direct_reads();
+            check(sf.deployments().expect("all"), None);
+            let only = ["vmId", "type", "missing"];
+            check(sf.deployments_with_attrs(&only).expect("some"), Some(&only));
+            let snap = sf.snapshot_with_attrs(&only).expect("snapshot");
+            assert_eq!(
+                super::super::pages::direct_reads() - before,
+                3 * usize::from(direct)
+            );
+            for (i, (d, (_, (_, resources)))) in snap.deployments().iter().zip(&m).enumerate() {
+                assert!(d.resources.is_empty());
+                let views: Vec<_> = snap.resources(i).collect();
+                assert_eq!(views.len(), resources.len());
+                for (v, (id, name, type_, attrs)) in views.iter().zip(resources) {
+                    assert_eq!(
+                        (v.id, v.name, v.type_),
+                        (*id, name.as_str(), type_.as_str())
+                    );
+                    for k in ["vmId", "type", "missing", "state"] {
+                        let want = attrs.get(k).filter(|_| only.contains(&k));
+                        assert_eq!(v.attr(k), want.map(String::as_str), "{id} {k}");
+                    }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_an_error_on_either_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sf = tricky_file(dir.path());
+        sf.conn
+            .execute_batch(
+                "insert or replace into ResourceAttrs values (42, 'vmId', cast(x'6fff6f' as text))",
+            )
+            .expect("bad value");
+        let all = sf.uuids().expect("uuids");
+        for ((), _direct) in both_paths(&sf, &[()]) {
+            let err = sf.export(&all).expect_err("not UTF-8");
+            assert!(
+                matches!(
+                    &err,
+                    StateError::Sqlite {
+                        source: rusqlite::Error::Utf8Error(_),
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+            let err = sf.snapshot_with_attrs(&["vmId"]).err().expect("not UTF-8");
+            assert!(
+                matches!(
+                    &err,
+                    StateError::Sqlite {
+                        source: rusqlite::Error::Utf8Error(_),
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+            assert!(
+                sf.snapshot_with_attrs(&["state"]).is_ok(),
+                "other names are read"
+            );
         }
     }
 }

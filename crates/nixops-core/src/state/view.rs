@@ -96,9 +96,7 @@ impl<'a> ResourceView<'a> {
     pub fn attr(&self, name: &str) -> Option<&'a str> {
         match self.attrs {
             Attrs::Map(map) => map.get(name).map(String::as_str),
-            Attrs::Table(table, slot) => {
-                table.attrs(slot).find(|(k, _)| *k == name).map(|(_, v)| v)
-            }
+            Attrs::Table(table, slot) => table.get(slot, name),
         }
     }
 

@@ -32,7 +32,7 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let mut failed = None;
     state.export_with(&uuids, PyStyle::Python2, |piece| {
         if failed.is_none() {
-            failed = out.write_all(piece.as_bytes()).err();
+            failed = out.write_all(piece).err();
         }
     })?;
     if let Some(err) = failed {
