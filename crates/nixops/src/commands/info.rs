@@ -30,7 +30,7 @@ use std::process::ExitCode;
 
 use nixops_core::backend::is_machine_type;
 use nixops_core::generations::{self, Profile};
-use nixops_core::names::natural_key;
+use nixops_core::names::{natural_cmp, natural_key};
 use nixops_core::state::{DeploymentRecord, ResourceRecord, ResourceState, ResourceView};
 
 use crate::error::CliResult;
@@ -61,13 +61,14 @@ struct Row<'a> {
 
 pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let state = settings.open_state_for_reading()?;
-    let snapshot;
     let single;
     // Each deployment with its resources.
     let depls: Vec<(&DeploymentRecord, Vec<ResourceView<'_>>)> = if args.all {
         // Every machine of every deployment: read only what a row shows, and
         // leave it in the buffers it was read into.
-        snapshot = state.snapshot_with_attrs(ROW_ATTRS)?;
+        // Leaked: the process ends after printing, and giving a large snapshot's
+        // memory back piece by piece would take longer than printing it.
+        let snapshot = Box::leak(Box::new(state.snapshot_with_attrs(ROW_ATTRS)?));
         snapshot
             .deployments()
             .iter()
@@ -94,8 +95,8 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let texts = StatusTexts::new();
     let mut out = String::new();
     let mut json = Vec::new();
-    let mut rows = Vec::new();
-    for ((depl, _), depl_rows) in depls.iter().zip(all_rows(&depls, &defs, &texts)) {
+    let per_depl = all_rows(&depls, &defs, &texts);
+    for ((depl, _), depl_rows) in depls.iter().zip(&per_depl) {
         if args.json {
             json.push(serde_json::json!({
                 "uuid": depl.uuid,
@@ -110,8 +111,8 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
         } else if !args.plain && !args.all {
             out.push_str(&header(depl)?);
         }
-        rows.extend(depl_rows);
     }
+    let rows = per_depl.iter().flatten();
     if args.json {
         let value = if args.all {
             serde_json::Value::Array(json)
@@ -122,7 +123,7 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
         return Ok(ExitCode::SUCCESS);
     }
     if args.plain {
-        for r in &rows {
+        for r in rows {
             let mut fields: Vec<&str> = Vec::with_capacity(8);
             if args.all {
                 fields.push(r.uuid);
@@ -154,18 +155,16 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
         columns.insert(0, ("Deployment", Align::Left));
     }
     let mut table = Table::new(&columns);
+    table.reserve(per_depl.iter().map(Vec::len).sum());
     for r in rows {
         let ip = if r.public_ipv4.is_empty() {
             r.private_ipv4
         } else {
             r.public_ipv4
         };
-        let mut cells: Vec<Cow<'_, str>> = Vec::with_capacity(6);
-        if args.all {
-            cells.push(r.deployment.into());
-        }
-        cells.extend([r.name, r.status, r.type_, r.resource_id, ip].map(Cow::from));
-        table.push_cells(cells);
+        let deployment = args.all.then_some(r.deployment);
+        let cells = [r.name, r.status, r.type_, r.resource_id, ip];
+        table.push_cells(deployment.into_iter().chain(cells).map(Cow::from));
     }
     // The header (if any), then the table as rendered: it can be megabytes.
     print!("{out}{}", table.render());
@@ -323,7 +322,14 @@ fn rows_of<'a>(
             }
         }
     }
-    names.sort_by_cached_key(|&(type_, name)| (type_, natural_key(name)));
+    // Resources are mostly in order already (by id, as they were created): check
+    // that first, which allocates nothing.
+    let in_order = |a: &(&str, &str), b: &(&str, &str)| {
+        a.0.cmp(b.0).then_with(|| natural_cmp(a.1, b.1)) != std::cmp::Ordering::Greater
+    };
+    if !names.is_sorted_by(in_order) {
+        names.sort_by_cached_key(|&(type_, name)| (type_, natural_key(name)));
+    }
     // Look names up by hash, not by scanning: a deployment may have hundreds of
     // machines. The first resource of a name wins, as `DeploymentRecord::resource`.
     let mut by_name: HashMap<&str, &ResourceView<'a>> = HashMap::with_capacity(resources.len());
@@ -334,6 +340,8 @@ fn rows_of<'a>(
         .as_ref()
         .map(|d| d.iter().map(|(n, _)| n.as_str()).collect());
     let depl_name = depl.name().unwrap_or("(none)");
+    let deployment = depl.name_or_uuid();
+    let configs_path = depl.configs_path();
     names
         .into_iter()
         .map(|(type_, name)| {
@@ -342,9 +350,9 @@ fn rows_of<'a>(
             Row {
                 uuid: &depl.uuid,
                 depl_name,
-                deployment: depl.name_or_uuid(),
+                deployment,
                 name,
-                status: status(depl, res, defined, texts),
+                status: status(configs_path, res, defined, texts),
                 type_: res.map_or(type_, |r| r.type_),
                 resource_id: res.and_then(|r| r.vm_id()).unwrap_or(""),
                 public_ipv4: res.and_then(|r| r.public_ipv4()).unwrap_or(""),
@@ -355,8 +363,9 @@ fn rows_of<'a>(
 }
 
 /// NixOps' status column (V1 rules). `defined` is `None` without evaluation.
+/// `configs_path` is the deployment's.
 fn status<'a>(
-    depl: &DeploymentRecord,
+    configs_path: Option<&str>,
     res: Option<&ResourceView<'_>>,
     defined: Option<bool>,
     texts: &'a StatusTexts,
@@ -371,7 +380,7 @@ fn status<'a>(
     let config = match (defined, res.obsolete()) {
         (Some(false), _) | (None, true) => Config::Obsolete,
         (Some(true), true) => Config::Revived,
-        _ if depl.configs_path() != res.configs_path() => Config::Outdated,
+        _ if configs_path != res.configs_path() => Config::Outdated,
         _ => Config::UpToDate,
     };
     let code = usize::try_from(state.code()).expect("invariant: state codes are 0..8");

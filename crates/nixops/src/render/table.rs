@@ -14,54 +14,60 @@ pub enum Align {
     Right,
 }
 
-/// One row's cells.
-type Cells<'a> = Vec<Cow<'a, str>>;
+/// Cells of whole rows, one row after the other.
+type Cells<'a> = [Cow<'a, str>];
 
 /// A table with a header row. Cells may borrow their text (`'a`), so a table of
 /// thousands of machines need not copy every name.
 #[derive(Debug)]
 pub struct Table<'a> {
     columns: Vec<(String, Align)>,
-    rows: Vec<Cells<'a>>,
+    /// Every row's cells, one row after the other.
+    cells: Vec<Cow<'a, str>>,
 }
 
 impl<'a> Table<'a> {
     pub fn new(columns: &[(&str, Align)]) -> Self {
         Table {
             columns: columns.iter().map(|(h, a)| (h.to_string(), *a)).collect(),
-            rows: Vec::new(),
+            cells: Vec::new(),
         }
+    }
+
+    /// Room for `rows` more rows.
+    pub fn reserve(&mut self, rows: usize) {
+        self.cells.reserve(rows * self.columns.len());
     }
 
     /// Add a row; it must have one cell per column.
     pub fn push(&mut self, row: Vec<String>) {
-        self.push_cells(row.into_iter().map(Cow::Owned).collect());
+        self.push_cells(row.into_iter().map(Cow::Owned));
     }
 
     /// Add a row of cells that may borrow their text; one cell per column.
-    pub fn push_cells(&mut self, row: Vec<Cow<'a, str>>) {
-        debug_assert_eq!(row.len(), self.columns.len());
-        self.rows.push(row);
+    pub fn push_cells(&mut self, row: impl IntoIterator<Item = Cow<'a, str>>) {
+        let before = self.cells.len();
+        self.cells.extend(row);
+        debug_assert_eq!(self.cells.len() - before, self.columns.len());
     }
 
     /// The table as text, ending in a newline. Tables of thousands of rows are
     /// measured and laid out on two threads.
     pub fn render(&self) -> String {
-        let measure = |rows: &[Cells<'a>]| {
+        let measure = |rows: &Cells<'a>| {
             let mut widths: Vec<usize> = self.columns.iter().map(|(h, _)| width(h)).collect();
-            for row in rows {
+            for row in rows.chunks_exact(self.columns.len()) {
                 for (w, cell) in widths.iter_mut().zip(row) {
-                    *w = if cell.contains('\n') {
-                        cell.split('\n').map(width).fold(*w, usize::max)
-                    } else {
-                        width(cell).max(*w)
+                    *w = match one_line_width(cell) {
+                        Some(n) => n.max(*w),
+                        None => cell.split('\n').map(width).fold(*w, usize::max),
                     };
                 }
             }
             widths
         };
         let widths = match self.halves() {
-            None => measure(&self.rows),
+            None => measure(&self.cells),
             Some((a, b)) => {
                 let (wa, wb) = in_parallel(|| measure(a), || measure(b));
                 wa.into_iter().zip(wb).map(|(a, b)| a.max(b)).collect()
@@ -76,16 +82,17 @@ impl<'a> Table<'a> {
             s.push('\n');
             s
         };
-        let mut out = String::with_capacity(border.len() * (self.rows.len() + 4));
+        let rows = self.cells.len() / self.columns.len().max(1);
+        let mut out = String::with_capacity(border.len() * (rows + 4));
         out.push_str(&border);
         let header: Vec<&str> = self.columns.iter().map(|(h, _)| h.as_str()).collect();
         self.push_line(&mut out, &widths, header.iter().copied());
         out.push_str(&border);
-        if self.rows.is_empty() {
+        if self.cells.is_empty() {
             return out;
         }
-        let lay_out = |out: &mut String, rows: &[Cells<'a>]| {
-            for row in rows {
+        let lay_out = |out: &mut String, rows: &Cells<'a>| {
+            for row in rows.chunks_exact(self.columns.len()) {
                 if !row.iter().any(|c| c.contains('\n')) {
                     self.push_line(out, &widths, row.iter().map(|c| c.as_ref()));
                     continue;
@@ -99,12 +106,12 @@ impl<'a> Table<'a> {
             }
         };
         match self.halves() {
-            None => lay_out(&mut out, &self.rows),
+            None => lay_out(&mut out, &self.cells),
             Some((a, b)) => {
                 let second = in_parallel(
                     || lay_out(&mut out, a),
                     || {
-                        let mut text = String::with_capacity(border.len() * b.len());
+                        let mut text = String::with_capacity(border.len() * rows / 2);
                         lay_out(&mut text, b);
                         text
                     },
@@ -117,9 +124,11 @@ impl<'a> Table<'a> {
         out
     }
 
-    /// The rows in two halves, when there are enough to share out.
-    fn halves(&self) -> Option<(&[Cells<'a>], &[Cells<'a>])> {
-        (self.rows.len() >= PARALLEL_ROWS).then(|| self.rows.split_at(self.rows.len() / 2))
+    /// The cells in two halves of whole rows, when there are enough to share out.
+    fn halves(&self) -> Option<(&Cells<'a>, &Cells<'a>)> {
+        let n = self.columns.len();
+        let rows = self.cells.len() / n.max(1);
+        (rows >= PARALLEL_ROWS).then(|| self.cells.split_at(rows / 2 * n))
     }
 
     fn push_line<'c>(
@@ -173,11 +182,26 @@ fn push_spaces(out: &mut String, mut n: usize) {
     }
 }
 
+/// The width of `text` if it is printable ASCII on one line, the common case,
+/// checked in one pass that the compiler can vectorise.
+fn one_line_width(text: &str) -> Option<usize> {
+    let simple = |b: u8| (0x20..0x7f).contains(&b);
+    let (blocks, rest) = text.as_bytes().as_chunks::<16>();
+    let ok = blocks.iter().all(|block| {
+        // An OR of flags without early exit: a few vector instructions.
+        let mut bad = 0u8;
+        for &b in block {
+            bad |= u8::from(!simple(b));
+        }
+        bad == 0
+    }) && rest.iter().all(|&b| simple(b));
+    ok.then_some(text.len())
+}
+
 /// Display width: characters, not counting ANSI escape sequences.
 pub fn width(text: &str) -> usize {
-    // The common case, checked with two fast scans: ASCII without escapes.
-    if text.is_ascii() && !text.as_bytes().contains(&0x1b) {
-        return text.len();
+    if let Some(n) = one_line_width(text) {
+        return n;
     }
     let mut n = 0;
     let mut chars = text.chars();
