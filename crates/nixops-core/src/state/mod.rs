@@ -976,6 +976,7 @@ fn read_small_tables(
     let mut resources: Vec<PlacedResource> = Vec::new();
     if let Some(pages) = pages.filter(|_| uuid.is_none()) {
         let mut bad_text = false;
+        resources.reserve_exact(pages.resources_len().unwrap_or(0));
         let read = pages.resources(|id, u, name, type_| {
             let Some(i) = place(u) else { return };
             match (std::str::from_utf8(name), std::str::from_utf8(type_)) {

@@ -198,6 +198,13 @@ impl PageFile {
         Some(())
     }
 
+    /// How many rows `Resources` has (from the leaves' headers).
+    pub(super) fn resources_len(&self) -> Option<usize> {
+        self.leaves(self.resources_root)?
+            .iter()
+            .try_fold(0, |n, &leaf| Some(n + be16(self.page(leaf)?, 3)?))
+    }
+
     /// Every row of `ResourceAttrs` (names in `only`), read on this thread and,
     /// for a large table, one more, while `main_work` runs here first.
     /// `in_place` leaves values in the mapped file (only those that spill onto
@@ -593,6 +600,7 @@ mod tests {
         let mut resources = ResourceRows::new();
         let text = |b: &[u8]| String::from_utf8(b.to_vec()).expect("utf-8");
         file.resources(|id, d, n, t| resources.push((id, text(d), text(n), text(t))))?;
+        assert_eq!(file.resources_len(), Some(resources.len()));
         Some([(attrs, resources), (sql_attrs, sql_resources)])
     }
 

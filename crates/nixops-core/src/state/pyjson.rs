@@ -29,6 +29,7 @@ pub(super) fn is_plain_byte(b: u8) -> bool {
 /// Whether every byte of a 16-byte block is plain ([`is_plain_byte`]): written
 /// as an OR of flags without early exit, which the compiler turns into a few
 /// vector instructions.
+#[inline]
 pub(super) fn is_plain_block(block: &[u8; 16]) -> bool {
     let mut bad = 0u8;
     for &b in block {
@@ -93,6 +94,16 @@ pub(super) fn write_utf8_to(
 ) -> Result<(), std::str::Utf8Error> {
     out.reserve_text(bytes.len() + 2);
     out.push_ascii(b"\"");
+    write_utf8_body(out, bytes)?;
+    out.push_ascii(b"\"");
+    Ok(())
+}
+
+/// [`write_utf8_to`] without the quotes.
+pub(super) fn write_utf8_body(
+    out: &mut impl JsonOut,
+    bytes: &[u8],
+) -> Result<(), std::str::Utf8Error> {
     // Runs of plain bytes (ASCII, so UTF-8) are copied in one go; they are
     // skipped 16 at a time (a test without early exit, which the compiler
     // vectorises), then up to the next byte to escape.
@@ -150,7 +161,6 @@ pub(super) fn write_utf8_to(
         run = i;
     }
     out.push_ascii(&bytes[run..]);
-    out.push_ascii(b"\"");
     Ok(())
 }
 

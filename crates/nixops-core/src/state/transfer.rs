@@ -47,8 +47,11 @@ struct Formatter<'a> {
     table: &'a AttrTable,
     /// Item separator: `", "` (Python 2) or `","` (Python 3).
     sep: &'static str,
-    /// Per attribute name: `\n` + resource attribute indentation + `"name": `.
-    keys: Vec<String>,
+    /// Per attribute name: `\n` + resource attribute indentation + `"name": "`,
+    /// for the first attribute of a resource ...
+    first_keys: Vec<String>,
+    /// ... and the others, after a separator.
+    next_keys: Vec<String>,
     /// Per attribute name: how it sorts against `type`.
     vs_type: Vec<Ordering>,
 }
@@ -65,16 +68,21 @@ const IND4: &str = "\n        ";
 
 impl<'a> Formatter<'a> {
     fn new(loaded: &'a Loaded, table: &'a AttrTable, style: PyStyle) -> Self {
-        let keys = table
+        let sep = match style {
+            PyStyle::Python2 => ", ",
+            PyStyle::Python3 => ",",
+        };
+        let first_keys: Vec<String> = table
             .names()
             .iter()
             .map(|n| {
                 let mut k = String::from(IND4);
                 pyjson::write_str(&mut k, n);
-                k.push_str(": ");
+                k.push_str(": \"");
                 k
             })
             .collect();
+        let next_keys = first_keys.iter().map(|k| format!("{sep}{k}")).collect();
         let vs_type = table
             .names()
             .iter()
@@ -83,11 +91,9 @@ impl<'a> Formatter<'a> {
         Formatter {
             loaded,
             table,
-            sep: match style {
-                PyStyle::Python2 => ", ",
-                PyStyle::Python3 => ",",
-            },
-            keys,
+            sep,
+            first_keys,
+            next_keys,
             vs_type,
         }
     }
@@ -191,18 +197,19 @@ impl<'a> Formatter<'a> {
                         }
                     }
                 }
-                if !first {
-                    out.extend_from_slice(self.sep.as_bytes());
-                }
-                first = false;
-                out.extend_from_slice(self.keys[rank].as_bytes());
-                if plain {
-                    out.push(b'"');
-                    out.extend_from_slice(value);
-                    out.push(b'"');
+                let key = if first {
+                    &self.first_keys[rank]
                 } else {
-                    pyjson::write_utf8_to(out, value)?;
+                    &self.next_keys[rank]
+                };
+                first = false;
+                out.extend_from_slice(key.as_bytes());
+                if plain {
+                    out.extend_from_slice(value);
+                } else {
+                    pyjson::write_utf8_body(out, value)?;
                 }
+                out.push(b'"');
             }
             if !type_done {
                 push_type(out, &mut first);
@@ -418,7 +425,11 @@ fn in_order<E: Send>(
         if piece >= n {
             return false;
         }
-        let mut buf = lock().pool.pop().unwrap_or_default();
+        // Sized for a piece up front: growing would copy what was written.
+        let mut buf = lock()
+            .pool
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(STREAM_PIECE + STREAM_PIECE / 2));
         let result = format(piece, &mut buf).map(|()| buf);
         if result.is_err() {
             // No more pieces: the output stops at this one.
