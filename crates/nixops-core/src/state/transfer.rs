@@ -636,7 +636,10 @@ mod tests {
     /// shape has: attributes named `type` and `resources`, names sorting around
     /// them, duplicate resource names, escapes, non-ASCII text, empty values and
     /// rows of one machine scattered in rowid order.
-    fn tricky_file(dir: &std::path::Path) -> StateFile {
+    /// A large file of awkward content. `by_resource` writes each resource's
+    /// attributes together (as `import` does), otherwise attribute by attribute
+    /// (as NixOps' first deploy does); some are then replaced either way.
+    fn tricky_file(dir: &std::path::Path, by_resource: bool) -> StateFile {
         let sf = StateFile::open(&dir.join("big.nixops")).expect("create");
         let c = &sf.conn;
         c.execute_batch("begin").expect("begin");
@@ -687,14 +690,29 @@ mod tests {
             )
             .expect("resource");
         }
-        // Attribute by attribute, as NixOps' first deploy does: a machine's rows
-        // are far apart in rowid order.
-        for (n, name) in names.iter().enumerate() {
-            c.execute(
-                "insert into ResourceAttrs select id, ?1, ?2 from Resources where id % 5 != ?3",
-                rusqlite::params![name, values[n % values.len()], (n % 5) as i64],
-            )
-            .expect("attrs");
+        if by_resource {
+            let mut sorted: Vec<(usize, &str)> = names.iter().copied().enumerate().collect();
+            sorted.sort_by_key(|&(_, name)| name);
+            for id in 1..=5000_i64 {
+                for &(n, name) in &sorted {
+                    if id % 5 != (n % 5) as i64 {
+                        c.execute(
+                            "insert into ResourceAttrs values (?1, ?2, ?3)",
+                            rusqlite::params![id, name, values[n % values.len()]],
+                        )
+                        .expect("attr");
+                    }
+                }
+            }
+        } else {
+            // A machine's rows are far apart in rowid order.
+            for (n, name) in names.iter().enumerate() {
+                c.execute(
+                    "insert into ResourceAttrs select id, ?1, ?2 from Resources where id % 5 != ?3",
+                    rusqlite::params![name, values[n % values.len()], (n % 5) as i64],
+                )
+                .expect("attrs");
+            }
         }
         c.execute_batch(
             "insert or replace into ResourceAttrs select id, 'state', '5' from Resources where id % 11 = 0",
@@ -732,8 +750,14 @@ mod tests {
 
     #[test]
     fn bulk_export_matches_the_plain_model() {
+        for by_resource in [false, true] {
+            bulk_export_matches(by_resource);
+        }
+    }
+
+    fn bulk_export_matches(by_resource: bool) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sf = tricky_file(dir.path());
+        let sf = tricky_file(dir.path(), by_resource);
         let bounds = super::super::scan::rowid_bounds(&sf.conn).expect("bounds");
         assert!(
             super::super::scan::wants_side(bounds)
@@ -774,8 +798,14 @@ mod tests {
 
     #[test]
     fn bulk_loads_match_the_plain_model() {
+        for by_resource in [false, true] {
+            bulk_loads_match(by_resource);
+        }
+    }
+
+    fn bulk_loads_match(by_resource: bool) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sf = tricky_file(dir.path());
+        let sf = tricky_file(dir.path(), by_resource);
         let m = model(&sf);
         let check = |depls: Vec<DeploymentRecord>, only: Option<&[&str]>| {
             assert_eq!(depls.len(), m.len());
@@ -823,7 +853,7 @@ mod tests {
     #[test]
     fn a_value_that_is_not_utf8_is_an_error_on_either_path() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sf = tricky_file(dir.path());
+        let sf = tricky_file(dir.path(), true);
         sf.conn
             .execute_batch(
                 "insert or replace into ResourceAttrs values (42, 'vmId', cast(x'6fff6f' as text))",
