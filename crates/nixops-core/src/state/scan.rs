@@ -479,7 +479,7 @@ pub(super) struct AttrTable {
 
 #[derive(Clone, Copy)]
 struct Entry {
-    /// Position of the name in `AttrTable::names`.
+    /// Position of the name in `AttrTable::names`; [`HOLE`]'s for none.
     rank: u32,
     /// The chunk, or'ed with [`PLAIN`] and [`MAPPED`] as its row was.
     chunk: u32,
@@ -487,7 +487,21 @@ struct Entry {
     end: u32,
 }
 
+/// A cell of the matrix (see [`AttrTable::group`]) without an attribute.
+const HOLE: Entry = Entry {
+    rank: u32::MAX,
+    chunk: 0,
+    start: 0,
+    end: 0,
+};
+
 impl AttrTable {
+    /// The entries of slot `s`, sorted by name.
+    fn slot(&self, s: usize) -> impl Iterator<Item = &Entry> + '_ {
+        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
+        self.entries[range].iter().filter(|e| e.rank != HOLE.rank)
+    }
+
     /// Group the rows of `chunks` by the slot `slots` gives their resource id
     /// (rows of other resources are dropped); `nslots` slots. `file` is the
     /// mapped file of values left in place, if any.
@@ -515,11 +529,53 @@ impl AttrTable {
                     .collect()
             })
             .collect();
-        // Counting sort by slot: count, prefix sums, scatter; on large reads the
-        // counting runs on one thread per chunk, the scatter on one per half of
-        // the slots (each writing its own part of `entries`).
-        let parallel = chunks.len() == 2
-            && chunks.iter().map(|c| c.rows.len()).sum::<usize>() >= PARALLEL_MIN_ROWS_USIZE;
+        let total: usize = chunks.iter().map(|c| c.rows.len()).sum();
+        let parallel = chunks.len() == 2 && total >= PARALLEL_MIN_ROWS_USIZE;
+        // Most resources have most of the names read: then each slot gets a row
+        // of a matrix, a cell per name, filled in one pass without sorting.
+        let width = names.len();
+        let cells = nslots
+            .checked_mul(width)
+            .filter(|&cells| cells <= total.saturating_mul(2).saturating_add(1024))
+            .and_then(|cells| u32::try_from(cells).ok());
+        if let Some(cells) = cells {
+            let mut entries = vec![HOLE; cells as usize];
+            let fill = |lo: usize, hi: usize, out: &mut [Entry]| {
+                for (ci, c) in chunks.iter().enumerate() {
+                    let chunk = u32::try_from(ci).expect("invariant: few chunks");
+                    for r in &c.rows {
+                        let Some(s) = slots.get(r.machine).filter(|s| (lo..hi).contains(s)) else {
+                            continue;
+                        };
+                        let rank = ranks[ci][(r.name & !FLAGS) as usize];
+                        out[(s - lo) * width + rank as usize] = Entry {
+                            rank,
+                            chunk: chunk | (r.name & FLAGS),
+                            start: r.start,
+                            end: r.end,
+                        };
+                    }
+                }
+            };
+            if parallel {
+                let mid = nslots / 2;
+                let (a, b) = entries.split_at_mut(mid * width);
+                both(|| fill(0, mid, a), || fill(mid, nslots, b));
+            } else {
+                fill(0, nslots, &mut entries);
+            }
+            let starts = (0..=nslots).map(|s| (s * width) as u32).collect();
+            return AttrTable {
+                chunks,
+                file,
+                names,
+                starts,
+                entries,
+            };
+        }
+        // Otherwise a counting sort by slot: count, prefix sums, scatter; on
+        // large reads the counting runs on one thread per chunk, the scatter on
+        // one per half of the slots (each writing its own part of `entries`).
         let slot_rows = |c: &Chunk| -> (Vec<u32>, Vec<u32>) {
             let mut counts = vec![0u32; nslots + 1];
             let slot_of = c
@@ -601,17 +657,13 @@ impl AttrTable {
     /// The attributes of slot `s`, sorted by name. Names are unique per resource
     /// (the table's primary key).
     pub(super) fn attrs(&self, s: usize) -> impl Iterator<Item = (&str, &str)> + '_ {
-        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
-        self.entries[range]
-            .iter()
+        self.slot(s)
             .map(|e| (self.names[e.rank as usize].as_str(), self.value(e)))
     }
 
     /// The value of attribute `name` of slot `s`.
     pub(super) fn get(&self, s: usize, name: &str) -> Option<&str> {
-        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
-        self.entries[range]
-            .iter()
+        self.slot(s)
             .find(|e| self.names[e.rank as usize] == name)
             .map(|e| self.value(e))
     }
@@ -627,17 +679,14 @@ impl AttrTable {
     /// escaping may also not be UTF-8 if it was left in the mapped file: whoever
     /// escapes it checks it on the way (see `pyjson::write_utf8_to`).
     pub(super) fn ranked(&self, s: usize) -> impl Iterator<Item = (usize, &[u8], bool)> + '_ {
-        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
-        self.entries[range]
-            .iter()
+        self.slot(s)
             .map(|e| (e.rank as usize, self.value_bytes(e), e.chunk & PLAIN != 0))
     }
 
     /// Read a byte of every cache line of slot `s`'s values, so that they are
     /// on their way into the cache before they are used.
     pub(super) fn touch(&self, s: usize) {
-        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
-        for e in &self.entries[range] {
+        for e in self.slot(s) {
             let bytes = self.value_bytes(e);
             for line in bytes.iter().step_by(64) {
                 std::hint::black_box(*line);
@@ -661,11 +710,7 @@ impl AttrTable {
 
     /// Roughly how many bytes slot `s`'s attributes take (for balancing work).
     pub(super) fn weight(&self, s: usize) -> usize {
-        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
-        self.entries[range]
-            .iter()
-            .map(|e| (e.end - e.start) as usize + 32)
-            .sum()
+        self.slot(s).map(|e| (e.end - e.start) as usize + 32).sum()
     }
 }
 
