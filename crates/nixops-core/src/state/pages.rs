@@ -609,7 +609,8 @@ mod tests {
     fn fill_varied(conn: &Connection) {
         conn.execute("insert into Deployments values ('d')", [])
             .expect("deployment");
-        let ids: [i64; 8] = [
+        let ids: [i64; 9] = [
+            -7,
             1,
             2,
             200,
@@ -662,7 +663,7 @@ mod tests {
         for page_size in [512, 4096, 65_536] {
             let dir = state_file(page_size, fill_varied);
             let [direct, sql] = both_reads(&dir).expect("read directly");
-            assert_eq!(direct.0.len(), 8 * 7 - 5, "page size {page_size}");
+            assert_eq!(direct.0.len(), 9 * 7 - 5, "page size {page_size}");
             assert_eq!(direct.0, sql.0, "page size {page_size}");
             assert_eq!(direct.1, sql.1, "page size {page_size}");
         }

@@ -57,7 +57,7 @@ struct Formatter<'a> {
 }
 
 /// How many resources ahead of the one being written the values are asked for.
-const TOUCH_AHEAD: usize = 3;
+const TOUCH_AHEAD: usize = 16;
 
 /// Indentation of deployment entries, deployment attributes, resources and
 /// resource attributes (levels 1 to 4, two spaces each).
@@ -691,6 +691,19 @@ mod tests {
             .expect("resource");
         }
         if by_resource {
+            // Ids that need more than 31 bits, or are negative, are allowed too.
+            for (id, name) in [(-3_i64, "negative"), (1 << 40, "wide")] {
+                c.execute(
+                    "insert into Resources(id, deployment, name, type) values (?, 'b-depl', ?, 'none')",
+                    rusqlite::params![id, name],
+                )
+                .expect("resource");
+                c.execute(
+                    "insert into ResourceAttrs values (?, 'state', '1'), (?, 'vmId', ?)",
+                    rusqlite::params![id, id, name],
+                )
+                .expect("attrs");
+            }
             let mut sorted: Vec<(usize, &str)> = names.iter().copied().enumerate().collect();
             sorted.sort_by_key(|&(_, name)| name);
             for id in 1..=5000_i64 {
