@@ -512,7 +512,12 @@ impl AttrTable {
         nslots: usize,
     ) -> AttrTable {
         // One sorted list of names, and each chunk's local index → its rank.
-        let mut names: Vec<String> = chunks.iter().flat_map(|c| c.names.clone()).collect();
+        // Names seen but not wanted have no rows, and no rank.
+        let mut names: Vec<String> = chunks
+            .iter()
+            .flat_map(|c| c.names.iter().zip(&c.wanted).filter(|(_, &w)| w))
+            .map(|(n, _)| n.clone())
+            .collect();
         names.sort_unstable();
         names.dedup();
         let ranks: Vec<Vec<u32>> = chunks
@@ -521,10 +526,9 @@ impl AttrTable {
                 c.names
                     .iter()
                     .map(|n| {
-                        let i = names
-                            .binary_search(n)
-                            .expect("invariant: every chunk name is in the merged list");
-                        u32::try_from(i).expect("invariant: fewer names than rows")
+                        names.binary_search(n).map_or(u32::MAX, |i| {
+                            u32::try_from(i).expect("invariant: fewer names than rows")
+                        })
                     })
                     .collect()
             })
