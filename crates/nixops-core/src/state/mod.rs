@@ -519,12 +519,13 @@ impl StateFile {
     /// Read deployments (all, or the one `uuid`), their attributes and resources,
     /// and the resource attributes `attrs` names, in one read transaction.
     fn read_snapshot(&self, uuid: Option<&str>, attrs: AttrSet<'_>) -> Result<Loaded, StateError> {
-        self.with_snapshot(uuid, attrs, false, |loaded| loaded)
+        self.with_snapshot(uuid, attrs, pages::Values::Copy, |loaded| loaded)
     }
 
     /// [`StateFile::read_snapshot`], handed to `f` before the read transaction
-    /// ends. With `in_place`, values of a large read may be left in the mapped
-    /// file instead of being copied: `f` must be done with them when it returns.
+    /// ends. Unless `values` is [`pages::Values::Copy`], the values of a bulk
+    /// read may be left in the mapped file instead of being copied: `f` must be
+    /// done with them when it returns.
     ///
     /// Reading all deployments reads `ResourceAttrs` and `Resources` straight
     /// from the file's pages when it can (see `pages::PageFile::open`), and
@@ -534,7 +535,7 @@ impl StateFile {
         &self,
         uuid: Option<&str>,
         attrs: AttrSet<'_>,
-        in_place: bool,
+        values: pages::Values,
         f: impl FnOnce(Loaded) -> R,
     ) -> Result<R, StateError> {
         let e = self.sqlite_err();
@@ -569,7 +570,7 @@ impl StateFile {
                 None
             };
             let (small, chunks) = match direct.as_ref().map(|direct| {
-                direct.scan_attrs(only, in_place, text_hint, || {
+                direct.scan_attrs(only, values, text_hint, || {
                     read_small_tables(conn, uuid, Some(direct))
                 })
             }) {
@@ -595,7 +596,7 @@ impl StateFile {
                 (_, Some(u)) => Some(vec![scan::scan_deployment(conn, u, only)?]),
             };
             // The mapped file goes with the values left in it.
-            let file = direct.filter(|_| in_place);
+            let file = direct.filter(|_| values != pages::Values::Copy);
             let table = chunks.map(|chunks| {
                 let slots = scan::SlotMap::new(resources.iter().map(|(_, r)| r.id));
                 scan::AttrTable::group(chunks, file, &slots, resources.len())

@@ -50,6 +50,15 @@ pub(super) fn direct_reads() -> usize {
     DIRECT_READS.with(std::cell::Cell::get)
 }
 
+/// Where the values of a bulk read end up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Values {
+    /// Copied out of the file, checked for UTF-8.
+    Copy,
+    /// Left in the mapped file, unchecked: whoever reads them checks them.
+    InPlace,
+}
+
 /// The database file, mapped, with the roots of the two tables read here.
 pub(super) struct PageFile {
     map: Mapped,
@@ -207,9 +216,9 @@ impl PageFile {
 
     /// Every row of `ResourceAttrs` (names in `only`), read on this thread and,
     /// for a large table, one more, while `main_work` runs here first.
-    /// `in_place` leaves values in the mapped file (only those that spill onto
-    /// overflow pages are copied): then the file must stay mapped, and the read
-    /// transaction open, for as long as the values are used. `text_hint` bounds
+    /// [`Values::InPlace`] leaves values in the mapped file (only those that
+    /// spill onto overflow pages are copied): then the file must stay mapped,
+    /// and the read transaction open, for as long as the values are used. `text_hint` bounds
     /// the bytes of values one thread may copy. Returns `main_work`'s result and
     /// one chunk per thread, or `None` for the chunks if a page could not be
     /// read as expected. Rows are grouped by resource afterwards, so the leaves
@@ -217,7 +226,7 @@ impl PageFile {
     pub(super) fn scan_attrs<T>(
         &self,
         only: Option<&[&str]>,
-        in_place: bool,
+        values: Values,
         text_hint: usize,
         main_work: impl FnOnce() -> T,
     ) -> (T, Option<Vec<Chunk>>) {
@@ -230,7 +239,8 @@ impl PageFile {
         let blocks = leaves.len().div_ceil(per_block);
         let rows_hint = text_hint / 16;
         let work = || -> Option<Chunk> {
-            let mut chunk = Chunk::with_capacity(if in_place { 0 } else { text_hint }, rows_hint);
+            let copy = values == Values::Copy;
+            let mut chunk = Chunk::with_capacity(if copy { 0 } else { text_hint }, rows_hint);
             let mut reader = CellReader::new(self);
             let mut last = None;
             let mut read = |_rowid, r: &Record<'_>| -> Option<()> {
@@ -242,7 +252,7 @@ impl PageFile {
                     return Some(());
                 };
                 let value = r.text(2)?;
-                match self.offset_of(value).filter(|_| in_place) {
+                match self.offset_of(value).filter(|_| !copy) {
                     Some(at) => chunk.push_mapped(r.int(0)?, name, at, value.len()).ok(),
                     None => chunk.push(r.int(0)?, name, value).ok(),
                 }
@@ -591,7 +601,7 @@ mod tests {
             rows.map(|r| r.expect("row")).collect::<ResourceRows>()
         };
         let file = PageFile::open(&path, &conn)?;
-        let ((), chunks) = file.scan_attrs(None, false, 1 << 20, || ());
+        let ((), chunks) = file.scan_attrs(None, Values::Copy, 1 << 20, || ());
         let mut attrs: Vec<(i64, String, String)> = chunks?
             .iter()
             .flat_map(|c| c.triples().map(|(m, n, v)| (m, n.to_owned(), v.to_owned())))

@@ -673,9 +673,8 @@ impl AttrTable {
     }
 
     fn value(&self, e: &Entry) -> &str {
-        std::str::from_utf8(self.value_bytes(e)).expect(
-            "invariant: values are checked as they are read, but for those left in the file, which only `ranked` reads",
-        )
+        std::str::from_utf8(self.value_bytes(e))
+            .expect("invariant: values read as text were checked for UTF-8 as they were read")
     }
 
     /// The attributes of slot `s` as (position in [`AttrTable::names`], value,

@@ -17,6 +17,7 @@ use std::str::Utf8Error;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Condvar, Mutex, PoisonError};
 
+use super::pages::Values;
 use super::pyjson::{self, PyStyle};
 use super::records::DeploymentRecord;
 use super::scan::AttrTable;
@@ -263,7 +264,7 @@ impl StateFile {
             _ => None,
         };
         // Values are formatted straight from the file's pages where they can be.
-        self.with_snapshot(filter, AttrSet::All, true, |loaded| {
+        self.with_snapshot(filter, AttrSet::All, Values::InPlace, |loaded| {
             export_loaded(&loaded, &self.path, uuids, filter, style, sink)
         })?
     }
@@ -840,26 +841,28 @@ mod tests {
             check(sf.deployments().expect("all"), None);
             let only = ["vmId", "type", "missing"];
             check(sf.deployments_with_attrs(&only).expect("some"), Some(&only));
-            let snap = sf.snapshot_with_attrs(&only).expect("snapshot");
+            sf.with_attrs(&only, |snap| {
+                for (i, (d, (_, (_, resources)))) in snap.deployments().iter().zip(&m).enumerate() {
+                    assert!(d.resources.is_empty());
+                    let views: Vec<_> = snap.resources(i).collect();
+                    assert_eq!(views.len(), resources.len());
+                    for (v, (id, name, type_, attrs)) in views.iter().zip(resources) {
+                        assert_eq!(
+                            (v.id, v.name, v.type_),
+                            (*id, name.as_str(), type_.as_str())
+                        );
+                        for k in ["vmId", "type", "missing", "state"] {
+                            let want = attrs.get(k).filter(|_| only.contains(&k));
+                            assert_eq!(v.attr(k), want.map(String::as_str), "{id} {k}");
+                        }
+                    }
+                }
+            })
+            .expect("snapshot");
             assert_eq!(
                 super::super::pages::direct_reads() - before,
                 3 * usize::from(direct)
             );
-            for (i, (d, (_, (_, resources)))) in snap.deployments().iter().zip(&m).enumerate() {
-                assert!(d.resources.is_empty());
-                let views: Vec<_> = snap.resources(i).collect();
-                assert_eq!(views.len(), resources.len());
-                for (v, (id, name, type_, attrs)) in views.iter().zip(resources) {
-                    assert_eq!(
-                        (v.id, v.name, v.type_),
-                        (*id, name.as_str(), type_.as_str())
-                    );
-                    for k in ["vmId", "type", "missing", "state"] {
-                        let want = attrs.get(k).filter(|_| only.contains(&k));
-                        assert_eq!(v.attr(k), want.map(String::as_str), "{id} {k}");
-                    }
-                }
-            }
         }
     }
 
@@ -885,7 +888,7 @@ mod tests {
                 ),
                 "{err:?}"
             );
-            let err = sf.snapshot_with_attrs(&["vmId"]).err().expect("not UTF-8");
+            let err = sf.with_attrs(&["vmId"], |_| ()).expect_err("not UTF-8");
             assert!(
                 matches!(
                     &err,
@@ -897,7 +900,7 @@ mod tests {
                 "{err:?}"
             );
             assert!(
-                sf.snapshot_with_attrs(&["state"]).is_ok(),
+                sf.with_attrs(&["state"], |_| ()).is_ok(),
                 "other names are read"
             );
         }

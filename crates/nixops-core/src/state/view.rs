@@ -9,12 +9,13 @@
 
 use std::collections::BTreeMap;
 
+use super::pages::Values;
 use super::records::{DeploymentRecord, ResourceRecord, ResourceState};
 use super::scan::AttrTable;
 use super::{AttrSet, Loaded, StateError, StateFile};
 
 /// Every deployment with its resources and some of their attributes, read in
-/// one transaction (see [`StateFile::snapshot_with_attrs`]).
+/// one transaction (see [`StateFile::with_attrs`]).
 pub struct StateSnapshot {
     loaded: Loaded,
     /// Per deployment, its resources' positions in `loaded.resources` (by id).
@@ -47,15 +48,21 @@ impl StateSnapshot {
 
 impl StateFile {
     /// Every deployment with its resources, but of the resource attributes only
-    /// those named in `names`, without copying them out of the buffers they were
-    /// read into: the cheap way to show a few attributes of every machine.
-    pub fn snapshot_with_attrs(&self, names: &[&str]) -> Result<StateSnapshot, StateError> {
-        let loaded = self.read_snapshot(None, AttrSet::Only(names))?;
-        let mut by_depl = vec![Vec::new(); loaded.depls.len()];
-        for (i, (d, _)) in loaded.resources.iter().enumerate() {
-            by_depl[*d].push(i);
-        }
-        Ok(StateSnapshot { loaded, by_depl })
+    /// those named in `names`, handed to `f` in the bulk buffers they were read
+    /// into: the cheap way to show a few attributes of every machine. The file
+    /// is read in one read transaction.
+    pub fn with_attrs<R>(
+        &self,
+        names: &[&str],
+        f: impl FnOnce(&StateSnapshot) -> R,
+    ) -> Result<R, StateError> {
+        self.with_snapshot(None, AttrSet::Only(names), Values::Copy, |loaded| {
+            let mut by_depl = vec![Vec::new(); loaded.depls.len()];
+            for (i, (d, _)) in loaded.resources.iter().enumerate() {
+                by_depl[*d].push(i);
+            }
+            f(&StateSnapshot { loaded, by_depl })
+        })
     }
 }
 

@@ -61,27 +61,30 @@ struct Row<'a> {
 
 pub fn run(args: &Args, settings: &Settings) -> CliResult {
     let state = settings.open_state_for_reading()?;
-    let single;
-    // Each deployment with its resources.
-    let depls: Vec<(&DeploymentRecord, Vec<ResourceView<'_>>)> = if args.all {
+    if args.all {
         // Every machine of every deployment: read only what a row shows, and
-        // leave it in the buffers it was read into.
-        // Leaked: the process ends after printing, and giving a large snapshot's
-        // memory back piece by piece would take longer than printing it.
-        let snapshot = Box::leak(Box::new(state.snapshot_with_attrs(ROW_ATTRS)?));
-        snapshot
-            .deployments()
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d, snapshot.resources(i).collect()))
-            .collect()
-    } else {
-        single = settings.select(&state)?;
-        vec![(
-            &single,
-            single.resources.iter().map(ResourceRecord::view).collect(),
-        )]
-    };
+        // leave it where it is in the file.
+        return state.with_attrs(ROW_ATTRS, |snapshot| {
+            let depls = snapshot
+                .deployments()
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d, snapshot.resources(i).collect()))
+                .collect();
+            show(args, settings, depls)
+        })?;
+    }
+    let single = settings.select(&state)?;
+    let views = single.resources.iter().map(ResourceRecord::view).collect();
+    show(args, settings, vec![(&single, views)])
+}
+
+/// Print `depls`, each deployment with its resources.
+fn show(
+    args: &Args,
+    settings: &Settings,
+    depls: Vec<(&DeploymentRecord, Vec<ResourceView<'_>>)>,
+) -> CliResult {
     let defs: Vec<Definitions> = depls
         .iter()
         .map(|(depl, _)| {
