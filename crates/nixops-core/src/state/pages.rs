@@ -237,10 +237,16 @@ impl PageFile {
         let next = AtomicUsize::new(0);
         let per_block = leaves.len().div_ceil(BLOCKS).max(1);
         let blocks = leaves.len().div_ceil(per_block);
-        let rows_hint = text_hint / 16;
+        // Each leaf's header gives its number of rows: room for all of them.
+        let rows = leaves
+            .iter()
+            .try_fold(0, |n, &leaf| Some(n + be16(self.page(leaf)?, 3)?));
+        let Some(rows) = rows else {
+            return (main_work(), None);
+        };
         let work = || -> Option<Chunk> {
             let copy = values == Values::Copy;
-            let mut chunk = Chunk::with_capacity(if copy { 0 } else { text_hint }, rows_hint);
+            let mut chunk = Chunk::with_capacity(if copy { text_hint } else { 0 }, rows);
             let mut reader = CellReader::new(self);
             let mut last = None;
             let mut read = |_rowid, r: &Record<'_>| -> Option<()> {
