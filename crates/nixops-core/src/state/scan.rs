@@ -1,14 +1,17 @@
 //! Reading `ResourceAttrs` in bulk: the one table that grows with every machine.
 //!
-//! Owns the fast path for commands that read every machine of every deployment
-//! (`export --all`, `info --all`): rows are read in rowid order (an index walk
-//! `order by machine` costs twice as much), on large files in blocks of the rowid
-//! range taken in turn by two connections on two threads, and copied into one
-//! buffer per connection instead of one allocation per string; then grouped by
-//! resource in memory, since a machine's rows need not be contiguous in rowid
-//! order (`insert or replace` gives a row a new rowid). The two connections are
-//! made to read the same snapshot (see [`SideReader`]). It only reads, never
-//! decides what to show, and never writes.
+//! Owns the rows of a bulk read ([`Chunk`], filled by the page reader in
+//! `pages` or by SQLite) and their grouping by resource ([`AttrTable`]), for
+//! commands that read every machine of every deployment (`export --all`,
+//! `info --all`). When the pages cannot be read directly, SQLite reads rows in
+//! rowid order (an index walk `order by machine` costs twice as much), on large
+//! files in blocks of the rowid range taken in turn by two connections on two
+//! threads, made to read the same snapshot (see [`SideReader`]). Values are
+//! copied into one buffer per thread instead of one allocation per string, or
+//! left in the mapped file. Rows are then grouped by resource in memory, since
+//! a machine's rows need not be contiguous in rowid order (`insert or replace`
+//! gives a row a new rowid). It only reads, never decides what to show, and
+//! never writes.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
