@@ -8,6 +8,10 @@
 #   nixops info --no-eval --all
 #   nixops export --all
 #
+# and, as a yardstick of how fast the machine is during the run, the sqlite3 CLI
+# reading the whole ResourceAttrs table (what any SQLite-based reader must do to
+# show every machine).
+#
 # Each runs under `hyperfine --warmup 3 --runs 20 -N` (output to /dev/null); then
 # once under `/usr/bin/time -v` for the maximum RSS. Besides wall-clock times the
 # summary gives the mean CPU time (user + system, all threads): on a shared,
@@ -54,7 +58,8 @@ hyperfine --warmup 3 --runs 20 -N --export-json "$out/state.json" \
   -n list "$nixops list -s $state" \
   -n info-one "$nixops info -s $state --no-eval -d $one" \
   -n info-all "$nixops info -s $state --no-eval --all" \
-  -n export-all "$nixops export -s $state --all"
+  -n export-all "$nixops export -s $state --all" \
+  -n sqlite3-scan "sqlite3 $state 'select max(length(value)) from ResourceAttrs'"
 
 rss() {
   /usr/bin/time -v "$@" 2>&1 >/dev/null | sed -n 's/.*Maximum resident set size (kbytes): //p'
@@ -62,12 +67,13 @@ rss() {
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 {
   printf '%-12s %10s %10s %10s %10s %10s\n' command median_ms min_ms max_ms cpu_ms maxrss_kb
-  for name in list info-one info-all export-all; do
+  for name in list info-one info-all export-all sqlite3-scan; do
     case $name in
       list) r=$(rss "$nixops" list -s "$state") ;;
       info-one) r=$(rss "$nixops" info -s "$state" --no-eval -d "$one") ;;
       info-all) r=$(rss "$nixops" info -s "$state" --no-eval --all) ;;
       export-all) r=$(rss "$nixops" export -s "$state" --all) ;;
+      sqlite3-scan) r=$(rss sqlite3 "$state" 'select max(length(value)) from ResourceAttrs') ;;
     esac
     jq -r --arg n "$name" --arg r "$r" '.results[] | select(.command == $n) |
       "\(.command) \(.median * 1000) \(.min * 1000) \(.max * 1000) \((.user + .system) * 1000) \($r)"' "$out/state.json" |
