@@ -1,16 +1,17 @@
-//! Reading `ResourceAttrs` straight from the database file's pages.
+//! Reading `Resources` and `ResourceAttrs` straight from the database file's pages.
 //!
-//! Owns the fastest bulk read of resource attributes: a walk of the table's
-//! b-tree in the SQLite file format (database header, table b-tree pages, cells,
-//! overflow chains, records), on two threads. SQLite's own scan of a large state
+//! Owns the fastest bulk read of the two tables that grow with the machines: a
+//! walk of their b-trees in the SQLite file format (database header, table
+//! b-tree pages, cells, overflow chains, records) through a read-only mapping of
+//! the file, `ResourceAttrs` on two threads. SQLite's own scan of a large state
 //! file spends most of its time in its virtual machine and its column accessors;
-//! the rows of this table are three plain columns, decoded here directly.
+//! the rows of these tables are a few plain columns, decoded here directly.
 //!
 //! It is only used where it reads exactly what SQLite would (see
-//! [`DirectScan::prepare`]), and it gives up on anything it does not expect (a
-//! page of an unexpected kind, a record that is not `integer, text, text`, text
-//! that is not UTF-8, any offset out of bounds): the caller then scans with
-//! SQLite, which reports a real problem as such. It never writes.
+//! [`PageFile::open`]), and it gives up on anything it does not expect (a page
+//! of an unexpected kind, a record with other columns, text that is not UTF-8,
+//! any offset out of bounds): the caller then reads with SQLite, which reports a
+//! real problem as such. It never writes.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;

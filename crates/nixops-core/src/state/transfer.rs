@@ -876,29 +876,21 @@ mod tests {
             )
             .expect("bad value");
         let all = sf.uuids().expect("uuids");
+        let is_utf8_error = |err: StateError| {
+            assert!(
+                matches!(
+                    &err,
+                    StateError::Sqlite {
+                        source: rusqlite::Error::Utf8Error(_),
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+        };
         for ((), _direct) in both_paths(&sf, &[()]) {
-            let err = sf.export(&all).expect_err("not UTF-8");
-            assert!(
-                matches!(
-                    &err,
-                    StateError::Sqlite {
-                        source: rusqlite::Error::Utf8Error(_),
-                        ..
-                    }
-                ),
-                "{err:?}"
-            );
-            let err = sf.with_attrs(&["vmId"], |_| ()).expect_err("not UTF-8");
-            assert!(
-                matches!(
-                    &err,
-                    StateError::Sqlite {
-                        source: rusqlite::Error::Utf8Error(_),
-                        ..
-                    }
-                ),
-                "{err:?}"
-            );
+            is_utf8_error(sf.export(&all).expect_err("not UTF-8"));
+            is_utf8_error(sf.with_attrs(&["vmId"], |_| ()).expect_err("not UTF-8"));
             assert!(
                 sf.with_attrs(&["state"], |_| ()).is_ok(),
                 "other names are read"
