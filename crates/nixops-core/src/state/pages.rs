@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rusqlite::Connection;
 
-use super::scan::Chunk;
+use super::scan::{prefetch, Chunk};
 
 /// B-tree page kinds (the first byte of a page header).
 const INTERIOR_TABLE: u8 = 5;
@@ -270,11 +270,17 @@ impl PageFile {
                     return Some(chunk);
                 }
                 let block = &leaves[k * per_block..((k + 1) * per_block).min(leaves.len())];
-                if block
-                    .iter()
-                    .try_for_each(|&n| reader.records(n, &mut read))
-                    .is_none()
-                {
+                let mut read_block = || {
+                    for (i, &n) in block.iter().enumerate() {
+                        // The next page is on its way while this one is decoded.
+                        if let Some(page) = block.get(i + 1).and_then(|&next| self.page(next)) {
+                            page.chunks(64).for_each(prefetch);
+                        }
+                        reader.records(n, &mut read)?;
+                    }
+                    Some(())
+                };
+                if read_block().is_none() {
                     // Stop the other thread early: its result no longer matters.
                     next.store(blocks, Ordering::Relaxed);
                     return None;

@@ -722,7 +722,7 @@ impl AttrTable {
 /// Start loading the cache line that `bytes` begins in, without waiting for it.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-fn prefetch(bytes: &[u8]) {
+pub(super) fn prefetch(bytes: &[u8]) {
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
     // SAFETY: a prefetch is a hint: it never faults and changes no memory, and
     // SSE, which it needs, is part of every x86-64 CPU.
@@ -732,7 +732,7 @@ fn prefetch(bytes: &[u8]) {
 /// Start loading the cache line that `bytes` begins in (by reading it, where
 /// there is no prefetch instruction to call).
 #[cfg(not(target_arch = "x86_64"))]
-fn prefetch(bytes: &[u8]) {
+pub(super) fn prefetch(bytes: &[u8]) {
     if let Some(&b) = bytes.first() {
         std::hint::black_box(b);
     }
