@@ -54,23 +54,30 @@ impl<'a> Table<'a> {
     /// The table as text, ending in a newline. Tables of thousands of rows are
     /// measured and laid out on two threads.
     pub fn render(&self) -> String {
+        // The widths, and whether every cell is printable ASCII on one line (then
+        // laying out needs no second look at any cell).
         let measure = |rows: &Cells<'a>| {
             let mut widths: Vec<usize> = self.columns.iter().map(|(h, _)| width(h)).collect();
+            let mut simple = true;
             for row in rows.chunks_exact(self.columns.len()) {
                 for (w, cell) in widths.iter_mut().zip(row) {
                     *w = match one_line_width(cell) {
                         Some(n) => n.max(*w),
-                        None => cell.split('\n').map(width).fold(*w, usize::max),
+                        None => {
+                            simple = false;
+                            cell.split('\n').map(width).fold(*w, usize::max)
+                        }
                     };
                 }
             }
-            widths
+            (widths, simple)
         };
-        let widths = match self.halves() {
+        let (widths, simple) = match self.halves() {
             None => measure(&self.cells),
             Some((a, b)) => {
-                let (wa, wb) = in_parallel(|| measure(a), || measure(b));
-                wa.into_iter().zip(wb).map(|(a, b)| a.max(b)).collect()
+                let ((wa, sa), (wb, sb)) = in_parallel(|| measure(a), || measure(b));
+                let widths = wa.into_iter().zip(wb).map(|(a, b)| a.max(b)).collect();
+                (widths, sa && sb)
             }
         };
         let border = {
@@ -93,6 +100,10 @@ impl<'a> Table<'a> {
         }
         let lay_out = |out: &mut String, rows: &Cells<'a>| {
             for row in rows.chunks_exact(self.columns.len()) {
+                if simple {
+                    self.push_simple_line(out, &widths, row);
+                    continue;
+                }
                 if !row.iter().any(|c| c.contains('\n')) {
                     self.push_line(out, &widths, row.iter().map(|c| c.as_ref()));
                     continue;
@@ -131,6 +142,18 @@ impl<'a> Table<'a> {
         (rows >= PARALLEL_ROWS).then(|| self.cells.split_at(rows / 2 * n))
     }
 
+    /// [`Table::push_line`] of cells that are printable ASCII: their width is
+    /// their length.
+    fn push_simple_line(&self, out: &mut String, widths: &[usize], cells: &Cells<'a>) {
+        out.push('|');
+        for ((cell, &w), (_, align)) in cells.iter().zip(widths).zip(&self.columns) {
+            out.push(' ');
+            pad_to(out, cell, cell.len(), w, *align);
+            out.push_str(" |");
+        }
+        out.push('\n');
+    }
+
     fn push_line<'c>(
         &self,
         out: &mut String,
@@ -160,7 +183,12 @@ fn in_parallel<A, B: Send>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) 
 }
 
 fn pad(out: &mut String, text: &str, width: usize, align: Align) {
-    let margin = width.saturating_sub(self::width(text));
+    pad_to(out, text, self::width(text), width, align);
+}
+
+/// [`pad`] of a text `text_width` wide.
+fn pad_to(out: &mut String, text: &str, text_width: usize, width: usize, align: Align) {
+    let margin = width.saturating_sub(text_width);
     let left = match align {
         Align::Left => 0,
         Align::Right => margin,
