@@ -109,6 +109,9 @@ pub struct StateFile {
     busy_timeout: Duration,
     created: bool,
     migrated: Vec<(u32, u32)>,
+    /// Whether the buffers of bulk reads are left to the process's exit (see
+    /// [`StateFile::leave_memory_to_exit`]).
+    leave_memory: bool,
 }
 
 /// Resource names must match `^[\w-]+$` (ASCII `\w`, as in Python 2).
@@ -324,6 +327,7 @@ impl StateFile {
             busy_timeout: opts.busy_timeout,
             created,
             migrated: Vec::new(),
+            leave_memory: false,
         };
         sf.migrated = sf.write_tx(|c| {
             let version = schema_version(c)?;
@@ -397,7 +401,24 @@ impl StateFile {
             busy_timeout: opts.busy_timeout,
             created: false,
             migrated: Vec::new(),
+            leave_memory: false,
         })
+    }
+
+    /// For a process that ends soon after reading: the buffers of bulk reads
+    /// (`info --all`, `export`) are then not given back. Unmapping megabytes
+    /// that several threads have used costs more than the kernel's teardown of
+    /// the whole process, which happens anyway.
+    pub fn leave_memory_to_exit(&mut self) {
+        self.leave_memory = true;
+    }
+
+    /// Drop `value`, or leave it to the process's exit (see
+    /// [`StateFile::leave_memory_to_exit`]).
+    fn dispose<T>(&self, value: T) {
+        if self.leave_memory {
+            std::mem::forget(value);
+        }
     }
 
     /// The file's path.

@@ -265,7 +265,9 @@ impl StateFile {
         };
         // Values are formatted straight from the file's pages where they can be.
         self.with_snapshot(filter, AttrSet::All, Values::InPlace, |loaded| {
-            export_loaded(&loaded, &self.path, uuids, filter, style, sink)
+            let done = export_loaded(&loaded, &self.path, uuids, filter, style, sink);
+            self.dispose(loaded);
+            done
         })?
     }
 

@@ -61,7 +61,10 @@ impl StateFile {
             for (i, (d, _)) in loaded.resources.iter().enumerate() {
                 by_depl[*d].push(i);
             }
-            f(&StateSnapshot { loaded, by_depl })
+            let snapshot = StateSnapshot { loaded, by_depl };
+            let done = f(&snapshot);
+            self.dispose(snapshot);
+            done
         })
     }
 }

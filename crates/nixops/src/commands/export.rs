@@ -21,7 +21,9 @@ use crate::error::CliResult;
 use crate::settings::Settings;
 
 pub fn run(args: &Args, settings: &Settings) -> CliResult {
-    let state = settings.open_state_for_reading()?;
+    let mut state = settings.open_state_for_reading()?;
+    // The process ends after printing: its buffers are left to the exit.
+    state.leave_memory_to_exit();
     let uuids = if args.all {
         state.uuids()?
     } else {

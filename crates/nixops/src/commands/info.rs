@@ -60,7 +60,9 @@ struct Row<'a> {
 }
 
 pub fn run(args: &Args, settings: &Settings) -> CliResult {
-    let state = settings.open_state_for_reading()?;
+    let mut state = settings.open_state_for_reading()?;
+    // The process ends after printing: its buffers are left to the exit.
+    state.leave_memory_to_exit();
     if args.all {
         // Every machine of every deployment: read only what a row shows, and
         // leave it where it is in the file.
