@@ -617,7 +617,13 @@ impl StateFile {
                 (_, Some(u)) => Some(vec![scan::scan_deployment(conn, u, only)?]),
             };
             // The mapped file goes with the values left in it.
-            let file = direct.filter(|_| values != pages::Values::Copy);
+            let file = match direct {
+                Some(direct) if values == pages::Values::Copy => {
+                    self.dispose(direct);
+                    None
+                }
+                direct => direct,
+            };
             let table = chunks.map(|chunks| {
                 let slots = scan::SlotMap::new(resources.iter().map(|(_, r)| r.id));
                 scan::AttrTable::group(chunks, file, &slots, resources.len())
