@@ -152,6 +152,14 @@ impl PageFile {
         u32::try_from(at).ok()
     }
 
+    /// Start loading page `next`, if any, so that it is on its way while the
+    /// page before it is decoded.
+    fn prefetch_page(&self, next: Option<&u32>) {
+        if let Some(page) = next.and_then(|&n| self.page(n)) {
+            page.chunks(64).for_each(prefetch);
+        }
+    }
+
     /// Page `n`.
     fn page(&self, n: u32) -> Option<&[u8]> {
         if n < 2 || u64::from(n) > self.pages {
@@ -195,7 +203,9 @@ impl PageFile {
     /// Every row of `Resources` (`id, deployment, name, type`), in id order.
     pub(super) fn resources(&self, mut row: impl FnMut(i64, &[u8], &[u8], &[u8])) -> Option<()> {
         let mut reader = CellReader::new(self);
-        for n in self.leaves(self.resources_root)? {
+        let leaves = self.leaves(self.resources_root)?;
+        for (i, &n) in leaves.iter().enumerate() {
+            self.prefetch_page(leaves.get(i + 1));
             reader.records(n, |rowid, r| {
                 // `id` is the rowid (`integer primary key`): stored as null.
                 if r.len() != 4 || r.serial_type(0) != 0 {
@@ -272,10 +282,7 @@ impl PageFile {
                 let block = &leaves[k * per_block..((k + 1) * per_block).min(leaves.len())];
                 let mut read_block = || {
                     for (i, &n) in block.iter().enumerate() {
-                        // The next page is on its way while this one is decoded.
-                        if let Some(page) = block.get(i + 1).and_then(|&next| self.page(next)) {
-                            page.chunks(64).for_each(prefetch);
-                        }
+                        self.prefetch_page(block.get(i + 1));
                         reader.records(n, &mut read)?;
                     }
                     Some(())
