@@ -488,14 +488,34 @@ pub(super) struct AttrTable {
     file: Option<PageFile>,
     /// Distinct names, sorted by code point.
     names: Vec<String>,
-    /// `entries[starts[s]..starts[s + 1]]` are slot `s`'s attributes.
+    /// `entries[starts[s]..starts[s + 1]]` are slot `s`'s attributes (see
+    /// [`to_cell`]).
     starts: Vec<u32>,
-    entries: Vec<Entry>,
+    entries: Vec<Cell>,
+}
+
+/// An [`Entry`] as stored: `[rank + 1, chunk, start, end]`, all zero for none.
+/// All zero, a new table of cells takes memory the system hands out zeroed, so
+/// nothing is written to the cells that stay empty.
+type Cell = [u32; 4];
+
+fn to_cell(e: Entry) -> Cell {
+    [e.rank + 1, e.chunk, e.start, e.end]
+}
+
+fn from_cell(c: &Cell) -> Option<Entry> {
+    let [rank, chunk, start, end] = *c;
+    (rank != 0).then(|| Entry {
+        rank: rank - 1,
+        chunk,
+        start,
+        end,
+    })
 }
 
 #[derive(Clone, Copy)]
 struct Entry {
-    /// Position of the name in `AttrTable::names`; [`HOLE`]'s for none.
+    /// Position of the name in `AttrTable::names`.
     rank: u32,
     /// The chunk, or'ed with [`PLAIN`] and [`MAPPED`] as its row was.
     chunk: u32,
@@ -503,19 +523,11 @@ struct Entry {
     end: u32,
 }
 
-/// A cell of the matrix (see [`AttrTable::group`]) without an attribute.
-const HOLE: Entry = Entry {
-    rank: u32::MAX,
-    chunk: 0,
-    start: 0,
-    end: 0,
-};
-
 impl AttrTable {
     /// The entries of slot `s`, sorted by name.
-    fn slot(&self, s: usize) -> impl Iterator<Item = &Entry> + '_ {
+    fn slot(&self, s: usize) -> impl Iterator<Item = Entry> + '_ {
         let range = self.starts[s] as usize..self.starts[s + 1] as usize;
-        self.entries[range].iter().filter(|e| e.rank != HOLE.rank)
+        self.entries[range].iter().filter_map(from_cell)
     }
 
     /// Group the rows of `chunks` by the slot `slots` gives their resource id
@@ -559,8 +571,8 @@ impl AttrTable {
             .filter(|&cells| cells <= total.saturating_mul(2).saturating_add(1024))
             .and_then(|cells| u32::try_from(cells).ok());
         if let Some(cells) = cells {
-            let mut entries = vec![HOLE; cells as usize];
-            let fill = |lo: usize, hi: usize, out: &mut [Entry]| {
+            let mut entries: Vec<Cell> = vec![[0; 4]; cells as usize];
+            let fill = |lo: usize, hi: usize, out: &mut [Cell]| {
                 for (ci, c) in chunks.iter().enumerate() {
                     let chunk = u32::try_from(ci).expect("invariant: few chunks");
                     for r in &c.rows {
@@ -568,12 +580,12 @@ impl AttrTable {
                             continue;
                         };
                         let rank = ranks[ci][(r.name & !FLAGS) as usize];
-                        out[(s - lo) * width + rank as usize] = Entry {
+                        out[(s - lo) * width + rank as usize] = to_cell(Entry {
                             rank,
                             chunk: chunk | (r.name & FLAGS),
                             start: r.start,
                             end: r.end,
-                        };
+                        });
                     }
                 }
             };
@@ -626,15 +638,9 @@ impl AttrTable {
         for i in 1..starts.len() {
             starts[i] += starts[i - 1];
         }
-        let empty = Entry {
-            rank: 0,
-            chunk: 0,
-            start: 0,
-            end: 0,
-        };
-        let mut entries = vec![empty; starts[nslots] as usize];
+        let mut entries: Vec<Cell> = vec![[0; 4]; starts[nslots] as usize];
         // Slots `lo..hi` into `out`, which is `entries` from slot `lo` on.
-        let fill = |lo: usize, hi: usize, out: &mut [Entry]| {
+        let fill = |lo: usize, hi: usize, out: &mut [Cell]| {
             let base = starts[lo];
             let mut next: Vec<u32> = starts[lo..hi].iter().map(|s| s - base).collect();
             for (ci, (c, (slot_of, _))) in chunks.iter().zip(&per_chunk).enumerate() {
@@ -643,19 +649,18 @@ impl AttrTable {
                     let s = s as usize;
                     if (lo..hi).contains(&s) {
                         let pos = &mut next[s - lo];
-                        out[*pos as usize] = Entry {
+                        out[*pos as usize] = to_cell(Entry {
                             rank: ranks[ci][(r.name & !FLAGS) as usize],
                             chunk: chunk | (r.name & FLAGS),
                             start: r.start,
                             end: r.end,
-                        };
+                        });
                         *pos += 1;
                     }
                 }
             }
             for w in starts[lo..=hi].windows(2) {
-                out[(w[0] - base) as usize..(w[1] - base) as usize]
-                    .sort_unstable_by_key(|e| e.rank);
+                out[(w[0] - base) as usize..(w[1] - base) as usize].sort_unstable_by_key(|c| c[0]);
             }
         };
         if parallel {
@@ -678,14 +683,14 @@ impl AttrTable {
     /// (the table's primary key).
     pub(super) fn attrs(&self, s: usize) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.slot(s)
-            .map(|e| (self.names[e.rank as usize].as_str(), self.value(e)))
+            .map(|e| (self.names[e.rank as usize].as_str(), self.value(&e)))
     }
 
     /// The value of attribute `name` of slot `s`.
     pub(super) fn get(&self, s: usize, name: &str) -> Option<&str> {
         self.slot(s)
             .find(|e| self.names[e.rank as usize] == name)
-            .map(|e| self.value(e))
+            .map(|e| self.value(&e))
     }
 
     fn value(&self, e: &Entry) -> &str {
@@ -699,14 +704,14 @@ impl AttrTable {
     /// escapes it checks it on the way (see `pyjson::write_utf8_to`).
     pub(super) fn ranked(&self, s: usize) -> impl Iterator<Item = (usize, &[u8], bool)> + '_ {
         self.slot(s)
-            .map(|e| (e.rank as usize, self.value_bytes(e), e.chunk & PLAIN != 0))
+            .map(|e| (e.rank as usize, self.value_bytes(&e), e.chunk & PLAIN != 0))
     }
 
     /// Ask for every cache line of slot `s`'s values, so that they are on their
     /// way into the cache before they are used.
     pub(super) fn touch(&self, s: usize) {
         for e in self.slot(s) {
-            for line in self.value_bytes(e).chunks(64) {
+            for line in self.value_bytes(&e).chunks(64) {
                 prefetch(line);
             }
         }
