@@ -149,6 +149,13 @@ pub fn new_deployment_uuid() -> String {
     uuid::Uuid::now_v1(&node).to_string()
 }
 
+/// The WAL file of the database at `db`.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
 /// The first 100 bytes of a SQLite file, or why it is not one.
 fn check_header(path: &Path, len: u64) -> Result<(), String> {
     let mut header = [0u8; 100];
@@ -168,11 +175,9 @@ fn check_header(path: &Path, len: u64) -> Result<(), String> {
         header[28], header[29], header[30], header[31],
     ]));
     let counter_valid = header[24..28] == header[92..96];
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
     // The in-header size is trustworthy only when it was written with the change
     // counter; a larger count than the file holds means the file was cut short.
-    if counter_valid && pages > 0 && pages * page_size > len && !Path::new(&wal).exists() {
+    if counter_valid && pages > 0 && pages * page_size > len && !wal_path(path).exists() {
         return Err(format!(
             "file is truncated ({len} bytes, header says {} bytes)",
             pages * page_size
@@ -647,9 +652,7 @@ impl StateFile {
 
     /// The size of the WAL file, 0 when there is none.
     fn wal_len(&self) -> u64 {
-        let mut wal = self.path.as_os_str().to_owned();
-        wal.push("-wal");
-        fs::metadata(Path::new(&wal)).map_or(0, |m| m.len())
+        fs::metadata(wal_path(&self.path)).map_or(0, |m| m.len())
     }
 
     /// Resolve `-d` as NixOps does: no selector → the only deployment; else an exact
@@ -1002,10 +1005,10 @@ fn read_small_tables(
         depl
     };
     let mut resources: Vec<PlacedResource> = Vec::new();
-    if let Some(pages) = pages.filter(|_| uuid.is_none()) {
+    if let Some(table) = pages.filter(|_| uuid.is_none()).and_then(|p| p.resources()) {
         let mut bad_text = false;
-        resources.reserve_exact(pages.resources_len().unwrap_or(0));
-        let read = pages.resources(|id, u, name, type_| {
+        resources.reserve_exact(table.len);
+        let read = table.read(|id, u, name, type_| {
             let Some(i) = place(u) else { return };
             match (std::str::from_utf8(name), std::str::from_utf8(type_)) {
                 (Ok(name), Ok(type_)) => resources.push((

@@ -97,9 +97,7 @@ impl PageFile {
             u32::try_from(n).ok()
         };
         let (resources_root, attrs_root) = (root("Resources")?, root("ResourceAttrs")?);
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        match std::fs::metadata(Path::new(&wal)) {
+        match std::fs::metadata(super::wal_path(path)) {
             Ok(m) if m.len() > 0 => return None,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -200,27 +198,19 @@ impl PageFile {
         None
     }
 
-    /// Every row of `Resources` (`id, deployment, name, type`), in id order.
-    pub(super) fn resources(&self, mut row: impl FnMut(i64, &[u8], &[u8], &[u8])) -> Option<()> {
-        let mut reader = CellReader::new(self);
+    /// The leaves of `Resources`, with its number of rows.
+    pub(super) fn resources(&self) -> Option<ResourceTable<'_>> {
         let leaves = self.leaves(self.resources_root)?;
-        for (i, &n) in leaves.iter().enumerate() {
-            self.prefetch_page(leaves.get(i + 1));
-            reader.records(n, |rowid, r| {
-                // `id` is the rowid (`integer primary key`): stored as null.
-                if r.len() != 4 || r.serial_type(0) != 0 {
-                    return None;
-                }
-                row(rowid, r.text(1)?, r.text(2)?, r.text(3)?);
-                Some(())
-            })?;
-        }
-        Some(())
+        Some(ResourceTable {
+            file: self,
+            len: self.cells(&leaves)?,
+            leaves,
+        })
     }
 
-    /// How many rows `Resources` has (from the leaves' headers).
-    pub(super) fn resources_len(&self) -> Option<usize> {
-        self.leaves(self.resources_root)?
+    /// How many cells (rows) the leaves `leaves` hold, from their headers.
+    fn cells(&self, leaves: &[u32]) -> Option<usize> {
+        leaves
             .iter()
             .try_fold(0, |n, &leaf| Some(n + be16(self.page(leaf)?, 3)?))
     }
@@ -248,11 +238,8 @@ impl PageFile {
         let next = AtomicUsize::new(0);
         let per_block = leaves.len().div_ceil(BLOCKS).max(1);
         let blocks = leaves.len().div_ceil(per_block);
-        // Each leaf's header gives its number of rows: room for all of them.
-        let rows = leaves
-            .iter()
-            .try_fold(0, |n, &leaf| Some(n + be16(self.page(leaf)?, 3)?));
-        let Some(rows) = rows else {
+        // Room for every row.
+        let Some(rows) = self.cells(&leaves) else {
             return (main_work(), None);
         };
         let work = || -> Option<Chunk> {
@@ -313,6 +300,33 @@ impl PageFile {
             DIRECT_READS.with(|n| n.set(n.get() + 1));
         }
         (t, chunks)
+    }
+}
+
+/// The `Resources` table, ready to be read.
+pub(super) struct ResourceTable<'a> {
+    file: &'a PageFile,
+    leaves: Vec<u32>,
+    /// How many rows it has.
+    pub(super) len: usize,
+}
+
+impl ResourceTable<'_> {
+    /// Every row (`id, deployment, name, type`), in id order.
+    pub(super) fn read(&self, mut row: impl FnMut(i64, &[u8], &[u8], &[u8])) -> Option<()> {
+        let mut reader = CellReader::new(self.file);
+        for (i, &n) in self.leaves.iter().enumerate() {
+            self.file.prefetch_page(self.leaves.get(i + 1));
+            reader.records(n, |rowid, r| {
+                // `id` is the rowid (`integer primary key`): stored as null.
+                if r.len() != 4 || r.serial_type(0) != 0 {
+                    return None;
+                }
+                row(rowid, r.text(1)?, r.text(2)?, r.text(3)?);
+                Some(())
+            })?;
+        }
+        Some(())
     }
 }
 
@@ -629,8 +643,9 @@ mod tests {
         attrs.sort();
         let mut resources = ResourceRows::new();
         let text = |b: &[u8]| String::from_utf8(b.to_vec()).expect("utf-8");
-        file.resources(|id, d, n, t| resources.push((id, text(d), text(n), text(t))))?;
-        assert_eq!(file.resources_len(), Some(resources.len()));
+        let table = file.resources()?;
+        table.read(|id, d, n, t| resources.push((id, text(d), text(n), text(t))))?;
+        assert_eq!(table.len, resources.len());
         Some([(attrs, resources), (sql_attrs, sql_resources)])
     }
 
