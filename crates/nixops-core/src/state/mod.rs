@@ -596,8 +596,10 @@ impl StateFile {
                 None
             };
             let (small, chunks) = match direct.as_ref().map(|direct| {
-                direct.scan_attrs(only, values, text_hint, || {
-                    read_small_tables(conn, uuid, Some(direct))
+                let resources = direct.resources();
+                let ids = resources.as_ref().and_then(pages::ResourceTable::dense_ids);
+                direct.scan_attrs(only, values, text_hint, ids, || {
+                    read_small_tables(conn, uuid, resources.as_ref())
                 })
             }) {
                 Some((small, Some(chunks))) => (small?, chunks),
@@ -630,8 +632,7 @@ impl StateFile {
                 direct => direct,
             };
             let table = chunks.map(|chunks| {
-                let slots = scan::SlotMap::new(resources.iter().map(|(_, r)| r.id));
-                scan::AttrTable::group(chunks, file, &slots, resources.len())
+                scan::AttrTable::group(chunks, file, resources.iter().map(|(_, r)| r.id))
             });
             Ok(Loaded {
                 depls,
@@ -957,7 +958,7 @@ struct Loaded {
 fn read_small_tables(
     conn: &Connection,
     uuid: Option<&str>,
-    pages: Option<&pages::PageFile>,
+    pages: Option<&pages::ResourceTable<'_>>,
 ) -> rusqlite::Result<(Vec<DeploymentRecord>, Vec<PlacedResource>)> {
     let filter = uuid.is_some();
     let mut depls: Vec<DeploymentRecord> = Vec::new();
@@ -1005,7 +1006,7 @@ fn read_small_tables(
         depl
     };
     let mut resources: Vec<PlacedResource> = Vec::new();
-    if let Some(table) = pages.filter(|_| uuid.is_none()).and_then(|p| p.resources()) {
+    if let Some(table) = pages.filter(|_| uuid.is_none()) {
         let mut bad_text = false;
         resources.reserve_exact(table.len);
         let read = table.read(|id, u, name, type_| {

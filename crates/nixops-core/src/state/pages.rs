@@ -229,6 +229,7 @@ impl PageFile {
         only: Option<&[&str]>,
         values: Values,
         text_hint: usize,
+        ids: Option<(i64, usize)>,
         main_work: impl FnOnce() -> T,
     ) -> (T, Option<Vec<Chunk>>) {
         let Some(mut leaves) = self.leaves(self.attrs_root) else {
@@ -238,13 +239,21 @@ impl PageFile {
         let next = AtomicUsize::new(0);
         let per_block = leaves.len().div_ceil(BLOCKS).max(1);
         let blocks = leaves.len().div_ceil(per_block);
-        // Room for every row.
-        let Some(rows) = self.cells(&leaves) else {
-            return (main_work(), None);
+        // Room for every row, unless rows go into columns.
+        let rows = match ids {
+            Some(_) => 0,
+            None => match self.cells(&leaves) {
+                Some(rows) => rows,
+                None => return (main_work(), None),
+            },
         };
         let work = || -> Option<Chunk> {
             let copy = values == Values::Copy;
-            let mut chunk = Chunk::with_capacity(if copy { text_hint } else { 0 }, rows);
+            let text = if copy { text_hint } else { 0 };
+            let mut chunk = match ids {
+                Some((lo, span)) => Chunk::with_columns(text, lo, span, text_hint),
+                None => Chunk::with_capacity(text, rows),
+            };
             let mut reader = CellReader::new(self);
             let mut last = None;
             let mut read = |_rowid, r: &Record<'_>| -> Option<()> {
@@ -312,6 +321,23 @@ pub(super) struct ResourceTable<'a> {
 }
 
 impl ResourceTable<'_> {
+    /// The first id and the span of ids of the table, when they are dense
+    /// enough to index a table by: see [`Chunk::with_columns`].
+    pub(super) fn dense_ids(&self) -> Option<(i64, usize)> {
+        let first = self.file.page(*self.leaves.first()?)?;
+        let last = self.file.page(*self.leaves.last()?)?;
+        let rowid = |page: &[u8], i: usize| -> Option<i64> {
+            let at = be16(page, 8 + 2 * i)?;
+            let (_, n) = varint(page, at)?;
+            // Rowids are stored as two's complement 64-bit integers.
+            Some(varint(page, at + n)?.0 as i64)
+        };
+        let lo = rowid(first, 0)?;
+        let hi = rowid(last, be16(last, 3)?.checked_sub(1)?)?;
+        let span = usize::try_from(i128::from(hi) - i128::from(lo) + 1).ok()?;
+        (span <= self.len.saturating_mul(4).saturating_add(1024)).then_some((lo, span))
+    }
+
     /// Every row (`id, deployment, name, type`), in id order.
     pub(super) fn read(&self, mut row: impl FnMut(i64, &[u8], &[u8], &[u8])) -> Option<()> {
         let mut reader = CellReader::new(self.file);
@@ -635,15 +661,24 @@ mod tests {
             rows.map(|r| r.expect("row")).collect::<ResourceRows>()
         };
         let file = PageFile::open(&path, &conn)?;
-        let ((), chunks) = file.scan_attrs(None, Values::Copy, 1 << 20, || ());
-        let mut attrs: Vec<(i64, String, String)> = chunks?
-            .iter()
-            .flat_map(|c| c.triples().map(|(m, n, v)| (m, n.to_owned(), v.to_owned())))
-            .collect();
-        attrs.sort();
+        let table = file.resources()?;
+        // In rows, and in columns where the ids allow them: the same.
+        let scan = |ids| -> Option<Vec<(i64, String, String)>> {
+            let ((), chunks) = file.scan_attrs(None, Values::Copy, 1 << 20, ids, || ());
+            let mut attrs: Vec<(i64, String, String)> = chunks?
+                .iter()
+                .flat_map(|c| c.triples())
+                .map(|(m, n, v)| (m, n.to_owned(), v.to_owned()))
+                .collect();
+            attrs.sort();
+            Some(attrs)
+        };
+        let attrs = scan(None)?;
+        if let Some(ids) = table.dense_ids() {
+            assert_eq!(scan(Some(ids)).as_ref(), Some(&attrs), "columns {ids:?}");
+        }
         let mut resources = ResourceRows::new();
         let text = |b: &[u8]| String::from_utf8(b.to_vec()).expect("utf-8");
-        let table = file.resources()?;
         table.read(|id, d, n, t| resources.push((id, text(d), text(n), text(t))))?;
         assert_eq!(table.len, resources.len());
         Some([(attrs, resources), (sql_attrs, sql_resources)])
@@ -652,19 +687,30 @@ mod tests {
     /// Resources with ids across every integer size, attributes from empty to
     /// several overflow pages long, in any script, some replaced and deleted.
     fn fill_varied(conn: &Connection) {
+        fill_values(
+            conn,
+            [
+                -7,
+                1,
+                2,
+                200,
+                40_000,
+                9_000_000,
+                3_000_000_000,
+                1 << 44,
+                1 << 60,
+            ],
+        );
+    }
+
+    /// [`fill_varied`] with ids dense enough for columns.
+    fn fill_dense(conn: &Connection) {
+        fill_values(conn, [0, 1, 2, 200, 201, 202, 203, 204, 205]);
+    }
+
+    fn fill_values(conn: &Connection, ids: [i64; 9]) {
         conn.execute("insert into Deployments values ('d')", [])
             .expect("deployment");
-        let ids: [i64; 9] = [
-            -7,
-            1,
-            2,
-            200,
-            40_000,
-            9_000_000,
-            3_000_000_000,
-            1 << 44,
-            1 << 60,
-        ];
         for (i, id) in ids.iter().enumerate() {
             conn.execute(
                 "insert into Resources (id, deployment, name, type) values (?1, 'd', ?2, 'none')",
@@ -706,12 +752,20 @@ mod tests {
     #[test]
     fn pages_read_what_sqlite_reads() {
         for page_size in [512, 4096, 65_536] {
-            let dir = state_file(page_size, fill_varied);
-            let [direct, sql] = both_reads(&dir).expect("read directly");
-            assert_eq!(direct.0.len(), 9 * 7 - 5, "page size {page_size}");
-            assert_eq!(direct.0, sql.0, "page size {page_size}");
-            assert_eq!(direct.1, sql.1, "page size {page_size}");
+            for fill in [fill_varied, fill_dense] {
+                let dir = state_file(page_size, fill);
+                let [direct, sql] = both_reads(&dir).expect("read directly");
+                assert_eq!(direct.0.len(), 9 * 7 - 5, "page size {page_size}");
+                assert_eq!(direct.0, sql.0, "page size {page_size}");
+                assert_eq!(direct.1, sql.1, "page size {page_size}");
+            }
         }
+        // Ids from -7 to 2^60 are far too sparse to index a table by.
+        let dir = state_file(4096, fill_varied);
+        let conn = Connection::open(dir.path().join("s.nixops")).expect("open");
+        conn.execute_batch("begin").expect("begin");
+        let file = PageFile::open(&dir.path().join("s.nixops"), &conn).expect("pages");
+        assert_eq!(file.resources().expect("resources").dense_ids(), None);
     }
 
     #[test]
@@ -740,6 +794,12 @@ mod tests {
         let [direct, sql] = both_reads(&dir).expect("read directly");
         assert_eq!(direct.0.len(), 9000);
         assert_eq!(direct, sql);
+        // Read into columns too (in `both_reads`): the ids are dense.
+        let conn = Connection::open(dir.path().join("s.nixops")).expect("open");
+        conn.execute_batch("begin").expect("begin");
+        let file = PageFile::open(&dir.path().join("s.nixops"), &conn).expect("pages");
+        let table = file.resources().expect("resources");
+        assert_eq!(table.dense_ids(), Some((1, 3000)));
     }
 
     #[test]

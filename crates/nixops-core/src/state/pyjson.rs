@@ -26,24 +26,16 @@ pub(super) fn is_plain_byte(b: u8) -> bool {
     (b.wrapping_sub(b' ') < 0x5f) & (b != b'"') & (b != b'\\')
 }
 
-/// Whether every byte of a 16-byte block is plain ([`is_plain_byte`]): written
-/// as an OR of flags without early exit, which the compiler turns into a few
-/// vector instructions.
-#[inline]
-pub(super) fn is_plain_block(block: &[u8; 16]) -> bool {
-    let mut bad = 0u8;
-    for &b in block {
-        bad |= u8::from(b.wrapping_sub(b' ') >= 0x5f) | u8::from(b == b'"') | u8::from(b == b'\\');
-    }
-    bad == 0
-}
-
 /// Where JSON text goes: a `String`, or a byte buffer that is handed out as
 /// bytes (so text that is known to be UTF-8 need not be checked again).
 pub(super) trait JsonOut {
     fn push_text(&mut self, s: &str);
     /// Append `ascii`, which is ASCII.
     fn push_ascii(&mut self, ascii: &[u8]);
+    /// Append the first `k` bytes of `block`, which are ASCII.
+    fn push_ascii_prefix(&mut self, block: &[u8; 16], k: usize) {
+        self.push_ascii(&block[..k]);
+    }
     fn reserve_text(&mut self, n: usize);
 }
 
@@ -68,6 +60,14 @@ impl JsonOut for Vec<u8> {
 
     fn push_ascii(&mut self, ascii: &[u8]) {
         self.extend_from_slice(ascii);
+    }
+
+    /// The whole block, then cut back: a copy of a known size is a store or
+    /// two, where one of `k` bytes is a call.
+    fn push_ascii_prefix(&mut self, block: &[u8; 16], k: usize) {
+        let len = self.len();
+        self.extend_from_slice(block);
+        self.truncate(len + k);
     }
 
     fn reserve_text(&mut self, n: usize) {
@@ -99,28 +99,80 @@ pub(super) fn write_utf8_to(
     Ok(())
 }
 
+/// The bytes of `block` that are not plain ([`is_plain_byte`]), as bits (bit
+/// `j` for byte `j`): a few SSE2 instructions.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline]
+pub(super) fn escape_mask(block: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: an unaligned load of 16 bytes from a reference to 16 bytes reads
+    // only them; the other intrinsics only compute on values. All need SSE2,
+    // which is part of every x86-64 CPU.
+    let bad = unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        // Printable ASCII, 0x20..=0x7e, moved by 0x60 becomes -128..=-34 as a
+        // signed byte: anything greater is outside it.
+        let outside = _mm_cmpgt_epi8(_mm_add_epi8(v, _mm_set1_epi8(0x60)), _mm_set1_epi8(-34));
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        _mm_movemask_epi8(_mm_or_si128(outside, _mm_or_si128(quote, backslash)))
+    };
+    // Only the low 16 bits can be set.
+    bad as u32
+}
+
+/// The bytes of `block` that are not plain ([`is_plain_byte`]), as bits (bit
+/// `j` for byte `j`).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+pub(super) fn escape_mask(block: &[u8; 16]) -> u32 {
+    let mut mask = 0u32;
+    for (j, &b) in block.iter().enumerate() {
+        mask |= u32::from(!is_plain_byte(b)) << j;
+    }
+    mask
+}
+
 /// [`write_utf8_to`] without the quotes.
 pub(super) fn write_utf8_body(
     out: &mut impl JsonOut,
     bytes: &[u8],
 ) -> Result<(), std::str::Utf8Error> {
-    // Runs of plain bytes (ASCII, so UTF-8) are copied in one go; they are
-    // skipped 16 at a time (a test without early exit, which the compiler
-    // vectorises), then up to the next byte to escape.
-    let mut run = 0;
+    // Plain bytes (ASCII, so UTF-8) are copied 16 at a time; a block with a
+    // byte to escape is copied up to that byte, which the mask tells.
     let mut i = 0;
-    while i < bytes.len() {
-        if let Some(block) = bytes.get(i..i + 16).and_then(|b| b.try_into().ok()) {
-            if is_plain_block(block) {
-                i += 16;
-                continue;
+    loop {
+        let k = match bytes.get(i..i + 16) {
+            Some(block) => {
+                let block: &[u8; 16] = block.try_into().expect("invariant: 16 bytes");
+                let mask = escape_mask(block);
+                let k = mask.trailing_zeros() as usize;
+                out.push_ascii_prefix(block, k.min(16));
+                if mask == 0 {
+                    i += 16;
+                    continue;
+                }
+                k
             }
-        }
-        match bytes[i..].iter().position(|&b| !is_plain_byte(b)) {
-            Some(k) => i += k,
-            None => break,
-        }
-        out.push_ascii(&bytes[run..i]);
+            None => {
+                // The last bytes, in a block padded with spaces (plain).
+                let rest = &bytes[i..];
+                let mut block = [b' '; 16];
+                block[..rest.len()].copy_from_slice(rest);
+                let mask = escape_mask(&block);
+                let k = (mask.trailing_zeros() as usize).min(rest.len());
+                out.push_ascii_prefix(&block, k);
+                if k == rest.len() {
+                    return Ok(());
+                }
+                k
+            }
+        };
+        i += k;
         let escape: &[u8] = match bytes[i] {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -134,7 +186,6 @@ pub(super) fn write_utf8_body(
         if !escape.is_empty() {
             out.push_ascii(escape);
             i += 1;
-            run = i;
             continue;
         }
         // Another control character, or the first byte of a non-ASCII one:
@@ -158,10 +209,7 @@ pub(super) fn write_utf8_body(
             out.push_text(&escape);
         }
         i = end;
-        run = i;
     }
-    out.push_ascii(&bytes[run..]);
-    Ok(())
 }
 
 /// `json.dumps(value)` with Python's defaults (object keys in the value's order).

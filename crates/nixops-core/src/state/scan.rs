@@ -140,7 +140,7 @@ const FLAGS: u32 = PLAIN | MAPPED;
 /// as is, also with Python's `ensure_ascii`).
 pub(super) fn is_plain(s: &[u8]) -> bool {
     let (blocks, rest) = s.as_chunks::<16>();
-    blocks.iter().all(super::pyjson::is_plain_block)
+    blocks.iter().all(|b| super::pyjson::escape_mask(b) == 0)
         && rest.iter().all(|&b| super::pyjson::is_plain_byte(b))
 }
 
@@ -149,6 +149,11 @@ pub(super) fn is_plain(s: &[u8]) -> bool {
 pub(super) struct Chunk {
     text: String,
     rows: Vec<ChunkRow>,
+    /// In column mode, where the rows go instead of `rows`.
+    columns: Option<Columns>,
+    /// How many rows were added, and the bytes of their values.
+    added: usize,
+    added_bytes: usize,
     names: Vec<String>,
     /// Per name: whether it is wanted (in `only`).
     wanted: Vec<bool>,
@@ -156,6 +161,76 @@ pub(super) struct Chunk {
     /// for none yet.
     next: Vec<u32>,
     index: HashMap<Box<[u8]>, u32, BuildHasherDefault<Fnv>>,
+}
+
+/// A cell of [`Columns`] holds a value: bits 0–31 are where it starts, bits
+/// 32–59 its length, and the bits below say where it is and what it needs.
+const CELL_SET: u64 = 1 << 63;
+
+/// Cell bit: the value is in the chunk's text, not in the mapped file.
+const CELL_COPIED: u64 = 1 << 62;
+
+/// Cell bit: the value needs no JSON escaping (see [`PLAIN`]).
+const CELL_PLAIN: u64 = 1 << 61;
+
+/// Cell bit: the value is in the second chunk's text (set as the columns of
+/// two chunks are merged).
+const CELL_SECOND: u64 = 1 << 60;
+
+/// Values this long or longer do not fit a cell.
+const CELL_MAX_LEN: u64 = 1 << 28;
+
+/// A chunk's rows laid out as they are used, when resource ids are dense: a
+/// column per attribute name, a cell per resource id, so that reading them
+/// needs no grouping afterwards. The rows of a page scan come in file order,
+/// which is rarely by resource.
+struct Columns {
+    /// The first resource id of the columns.
+    lo: i64,
+    /// How many resource ids the columns cover.
+    span: usize,
+    /// By local name index: `span` cells, 0 for no value, or no cells until the
+    /// name has a value.
+    cells: Vec<Vec<u64>>,
+    /// How many more columns may be made: a bound on memory for files with
+    /// very many names.
+    room: usize,
+}
+
+impl Columns {
+    /// Record the value of resource `machine`, name `name`, `len` bytes at
+    /// `start`; rows of ids outside the columns belong to no resource.
+    fn set(
+        &mut self,
+        machine: i64,
+        name: u32,
+        start: u32,
+        len: usize,
+        bits: u64,
+    ) -> Result<(), RowError> {
+        let Some(at) = machine
+            .checked_sub(self.lo)
+            .and_then(|d| usize::try_from(d).ok())
+            .filter(|&at| at < self.span)
+        else {
+            return Ok(());
+        };
+        let len = u64::try_from(len)
+            .ok()
+            .filter(|&len| len < CELL_MAX_LEN)
+            .ok_or(RowError::TooLarge)?;
+        let name = name as usize;
+        if self.cells.len() <= name {
+            self.cells.resize_with(name + 1, Vec::new);
+        }
+        let column = &mut self.cells[name];
+        if column.is_empty() {
+            self.room = self.room.checked_sub(1).ok_or(RowError::TooLarge)?;
+            *column = vec![0; self.span];
+        }
+        column[at] = CELL_SET | bits | len << 32 | u64::from(start);
+        Ok(())
+    }
 }
 
 /// Whether `a` and `b` are equal: for short names, eight bytes at a time inline
@@ -197,6 +272,22 @@ impl Chunk {
         Chunk {
             text: String::with_capacity(text),
             rows: Vec::with_capacity(rows),
+            ..Chunk::default()
+        }
+    }
+
+    /// An empty chunk in column mode, for resource ids `lo..lo + span`, with
+    /// room for `text` bytes of values up front. `text_hint` (the file's size)
+    /// bounds the memory its columns may take.
+    pub(super) fn with_columns(text: usize, lo: i64, span: usize, text_hint: usize) -> Chunk {
+        Chunk {
+            text: String::with_capacity(text),
+            columns: Some(Columns {
+                lo,
+                span,
+                cells: Vec::new(),
+                room: (text_hint / 4 / span.max(1)).max(64),
+            }),
             ..Chunk::default()
         }
     }
@@ -262,6 +353,12 @@ impl Chunk {
         let start = u32::try_from(self.text.len()).map_err(|_| RowError::TooLarge)?;
         self.text.push_str(value);
         let end = u32::try_from(self.text.len()).map_err(|_| RowError::TooLarge)?;
+        self.added += 1;
+        self.added_bytes += value.len();
+        if let Some(columns) = &mut self.columns {
+            let bits = CELL_COPIED | if plain != 0 { CELL_PLAIN } else { 0 };
+            return columns.set(machine, name_id, start, value.len(), bits);
+        }
         self.rows.push(ChunkRow {
             machine,
             name: name_id | plain,
@@ -280,6 +377,11 @@ impl Chunk {
         offset: u32,
         len: usize,
     ) -> Result<(), RowError> {
+        self.added += 1;
+        self.added_bytes += len;
+        if let Some(columns) = &mut self.columns {
+            return columns.set(machine, name_id, offset, len, 0);
+        }
         let len = u32::try_from(len).map_err(|_| RowError::TooLarge)?;
         self.rows.push(ChunkRow {
             machine,
@@ -290,18 +392,36 @@ impl Chunk {
         Ok(())
     }
 
-    /// Every row as (resource id, name, value).
+    /// Every row as (resource id, name, value), in rows or in columns.
     #[cfg(test)]
-    pub(super) fn triples(&self) -> impl Iterator<Item = (i64, &str, &str)> + '_ {
-        self.rows.iter().map(|r| {
-            assert_eq!(r.name & MAPPED, 0, "values were copied");
-            let name = &self.names[(r.name & !FLAGS) as usize];
-            (
-                r.machine,
-                name.as_str(),
-                &self.text[r.start as usize..r.end as usize],
-            )
-        })
+    pub(super) fn triples(&self) -> Vec<(i64, &str, &str)> {
+        let mut triples: Vec<_> = self
+            .rows
+            .iter()
+            .map(|r| {
+                assert_eq!(r.name & MAPPED, 0, "values were copied");
+                let name = &self.names[(r.name & !FLAGS) as usize];
+                (
+                    r.machine,
+                    name.as_str(),
+                    &self.text[r.start as usize..r.end as usize],
+                )
+            })
+            .collect();
+        if let Some(columns) = &self.columns {
+            assert!(triples.is_empty(), "rows go into columns");
+            for (name, column) in self.names.iter().zip(&columns.cells) {
+                for (at, &cell) in column.iter().enumerate() {
+                    if cell & CELL_SET != 0 {
+                        assert_ne!(cell & CELL_COPIED, 0, "values were copied");
+                        let e = entry_of_cell(0, cell);
+                        let id = columns.lo + i64::try_from(at).expect("small");
+                        triples.push((id, name, &self.text[e.start as usize..e.end as usize]));
+                    }
+                }
+            }
+        }
+        triples
     }
 
     /// Append every row of `rows` (`machine, name, value`), skipping names not in
@@ -488,10 +608,74 @@ pub(super) struct AttrTable {
     file: Option<PageFile>,
     /// Distinct names, sorted by code point.
     names: Vec<String>,
+    layout: Layout,
+}
+
+/// Where [`AttrTable`] finds a slot's attributes.
+enum Layout {
     /// `entries[starts[s]..starts[s + 1]]` are slot `s`'s attributes (see
     /// [`to_cell`]).
-    starts: Vec<u32>,
-    entries: Vec<Cell>,
+    Lists {
+        starts: Vec<u32>,
+        entries: Vec<Cell>,
+    },
+    /// The chunks' [`Columns`], merged: slot `s`'s attribute of rank `k` is
+    /// cell `at[s]` (`u32::MAX` for none) of `columns[k]`.
+    Columns {
+        at: Vec<u32>,
+        columns: Vec<Vec<u64>>,
+    },
+}
+
+/// The attributes of a slot, in name order.
+enum Slot<'a> {
+    List(std::slice::Iter<'a, Cell>),
+    Columns {
+        columns: &'a [Vec<u64>],
+        at: usize,
+        rank: usize,
+    },
+}
+
+impl Iterator for Slot<'_> {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        match self {
+            Slot::List(cells) => cells.find_map(from_cell),
+            Slot::Columns { columns, at, rank } => {
+                while let Some(column) = columns.get(*rank) {
+                    let k = *rank;
+                    *rank += 1;
+                    if let Some(&cell) = column.get(*at).filter(|&&c| c & CELL_SET != 0) {
+                        let k = u32::try_from(k).expect("invariant: fewer names than rows");
+                        return Some(entry_of_cell(k, cell));
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The [`Entry`] of rank `rank` that `cell` of a merged column holds.
+fn entry_of_cell(rank: u32, cell: u64) -> Entry {
+    let start = cell as u32;
+    let len = ((cell >> 32) & (CELL_MAX_LEN - 1)) as u32;
+    let chunk = u32::from(cell & CELL_SECOND != 0);
+    let mut flags = 0;
+    if cell & CELL_COPIED == 0 {
+        flags |= MAPPED;
+    }
+    if cell & CELL_PLAIN != 0 {
+        flags |= PLAIN;
+    }
+    Entry {
+        rank,
+        chunk: chunk | flags,
+        start,
+        end: start + len,
+    }
 }
 
 /// An [`Entry`] as stored: `[rank + 1, chunk, start, end]`, all zero for none.
@@ -525,19 +709,26 @@ struct Entry {
 
 impl AttrTable {
     /// The entries of slot `s`, sorted by name.
-    fn slot(&self, s: usize) -> impl Iterator<Item = Entry> + '_ {
-        let range = self.starts[s] as usize..self.starts[s + 1] as usize;
-        self.entries[range].iter().filter_map(from_cell)
+    fn slot(&self, s: usize) -> Slot<'_> {
+        match &self.layout {
+            Layout::Lists { starts, entries } => {
+                Slot::List(entries[starts[s] as usize..starts[s + 1] as usize].iter())
+            }
+            Layout::Columns { at, columns } => Slot::Columns {
+                columns,
+                at: at[s] as usize,
+                rank: 0,
+            },
+        }
     }
 
-    /// Group the rows of `chunks` by the slot `slots` gives their resource id
-    /// (rows of other resources are dropped); `nslots` slots. `file` is the
+    /// Group the rows of `chunks` by resource: slot `s` is resource `ids[s]`
+    /// (`ids` ascending); rows of other resources are dropped. `file` is the
     /// mapped file of values left in place, if any.
     pub(super) fn group(
         chunks: Vec<Chunk>,
         file: Option<PageFile>,
-        slots: &SlotMap,
-        nslots: usize,
+        ids: impl ExactSizeIterator<Item = i64> + Clone,
     ) -> AttrTable {
         // One sorted list of names, and each chunk's local index → its rank.
         // Names seen but not wanted have no rows, and no rank.
@@ -561,6 +752,52 @@ impl AttrTable {
                     .collect()
             })
             .collect();
+        // Chunks in column mode are laid out already: their columns are
+        // merged by name, each row having been read by one of them.
+        if let Some(Columns { lo, span, .. }) = chunks.first().and_then(|c| c.columns.as_ref()) {
+            let (lo, span) = (*lo, *span);
+            assert!(chunks.len() <= 2, "a page scan makes one chunk per thread");
+            let at = ids
+                .map(|id| {
+                    id.checked_sub(lo)
+                        .and_then(|d| u32::try_from(d).ok())
+                        .filter(|&at| (at as usize) < span)
+                        .unwrap_or(u32::MAX)
+                })
+                .collect();
+            let mut columns: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
+            let mut chunks = chunks;
+            for (ci, (c, ranks)) in chunks.iter_mut().zip(&ranks).enumerate() {
+                let Some(mine) = c.columns.as_mut() else {
+                    continue;
+                };
+                let second = if ci == 0 { 0 } else { CELL_SECOND };
+                for (local, column) in mine.cells.iter_mut().enumerate() {
+                    let rank = ranks.get(local).copied().unwrap_or(u32::MAX);
+                    if rank == u32::MAX || column.is_empty() {
+                        continue;
+                    }
+                    let merged = &mut columns[rank as usize];
+                    if merged.is_empty() && second == 0 {
+                        *merged = std::mem::take(column);
+                    } else {
+                        merged.resize(span, 0);
+                        for (m, &c) in merged.iter_mut().zip(column.iter()) {
+                            // Tag set cells of the second chunk (branch-free).
+                            *m |= c | ((c >> 63) * second);
+                        }
+                    }
+                }
+            }
+            return AttrTable {
+                chunks,
+                file,
+                names,
+                layout: Layout::Columns { at, columns },
+            };
+        }
+        let nslots = ids.len();
+        let slots = &SlotMap::new(ids);
         let total: usize = chunks.iter().map(|c| c.rows.len()).sum();
         let parallel = chunks.len() == 2 && total >= PARALLEL_MIN_ROWS_USIZE;
         // Most resources have most of the names read: then each slot gets a row
@@ -601,8 +838,7 @@ impl AttrTable {
                 chunks,
                 file,
                 names,
-                starts,
-                entries,
+                layout: Layout::Lists { starts, entries },
             };
         }
         // Otherwise a counting sort by slot: count, prefix sums, scatter; on
@@ -674,8 +910,7 @@ impl AttrTable {
             chunks,
             file,
             names,
-            starts,
-            entries,
+            layout: Layout::Lists { starts, entries },
         }
     }
 
@@ -731,9 +966,19 @@ impl AttrTable {
         &self.names
     }
 
-    /// Roughly how many bytes slot `s`'s attributes take (for balancing work).
-    pub(super) fn weight(&self, s: usize) -> usize {
-        self.slot(s).map(|e| (e.end - e.start) as usize + 32).sum()
+    /// Roughly how many bytes a slot's attributes take on average (for
+    /// balancing work).
+    pub(super) fn mean_weight(&self) -> usize {
+        let slots = match &self.layout {
+            Layout::Lists { starts, .. } => starts.len().saturating_sub(1),
+            Layout::Columns { at, .. } => at.len(),
+        };
+        let bytes: usize = self
+            .chunks
+            .iter()
+            .map(|c| c.added_bytes + 32 * c.added)
+            .sum();
+        bytes / slots.max(1)
     }
 }
 

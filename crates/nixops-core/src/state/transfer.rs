@@ -35,7 +35,7 @@ const STREAM_PIECE: usize = 1 << 18;
 /// One deployment to export.
 struct Export<'a> {
     depl: &'a DeploymentRecord,
-    /// Positions in `Loaded::resources`, sorted by name, one per name.
+    /// Positions in `Loaded::resources`, in id order: see [`by_name`].
     resources: Vec<usize>,
     /// Estimated output bytes.
     weight: usize,
@@ -110,9 +110,10 @@ impl<'a> Formatter<'a> {
         out.extend_from_slice(b": {");
         let mut n = 0;
         let mut resources_done = false;
+        let resources = by_name(self.loaded, &e.resources);
         for (k, v) in &e.depl.attrs {
             if !resources_done && k.as_str() >= "resources" {
-                self.resources(out, &mut n, &e.resources)?;
+                self.resources(out, &mut n, &resources)?;
                 resources_done = true;
                 if k == "resources" {
                     continue;
@@ -122,7 +123,7 @@ impl<'a> Formatter<'a> {
             pyjson::write_str_to(out, v);
         }
         if !resources_done {
-            self.resources(out, &mut n, &e.resources)?;
+            self.resources(out, &mut n, &resources)?;
         }
         out.extend_from_slice(IND1.as_bytes());
         out.push(b'}');
@@ -334,21 +335,19 @@ fn export_loaded(
         .table
         .as_ref()
         .expect("invariant: AttrSet::All reads resource attributes");
-    // Each deployment's resources by name; names are not unique in the schema
-    // and a JSON object holds one of each: the first by id, as sorting is stable.
+    // Each deployment's resources, in id order.
     let mut by_depl: Vec<Vec<usize>> = vec![Vec::new(); loaded.depls.len()];
     for (i, (d, _)) in loaded.resources.iter().enumerate() {
         by_depl[*d].push(i);
     }
     let mut selected: Vec<Export<'_>> = Vec::new();
     let mut total = 0;
-    for (d, mut res) in loaded.depls.iter().zip(by_depl) {
+    let mean = table.mean_weight() + 64;
+    for (d, res) in loaded.depls.iter().zip(by_depl) {
         if filter.is_none() && !uuids.contains(&d.uuid) {
             continue;
         }
-        res.sort_by(|&a, &b| loaded.resources[a].1.name.cmp(&loaded.resources[b].1.name));
-        res.dedup_by(|a, b| loaded.resources[*a].1.name == loaded.resources[*b].1.name);
-        let weight: usize = res.iter().map(|&r| table.weight(r) + 64).sum::<usize>() + 256;
+        let weight = res.len() * mean + 256;
         total += weight;
         selected.push(Export {
             depl: d,
@@ -398,6 +397,20 @@ fn export_loaded(
     })?;
     sink(b"\n}");
     Ok(())
+}
+
+/// The resources at `positions` (in id order) sorted by name, one per name:
+/// names are not unique in the schema and a JSON object holds one of each, the
+/// first by id, as sorting is stable. Done as each deployment is formatted, on
+/// the threads that format.
+fn by_name(loaded: &Loaded, positions: &[usize]) -> Vec<usize> {
+    let name = |r: usize| loaded.resources[r].1.name.as_str();
+    let mut sorted = positions.to_vec();
+    if !sorted.is_sorted_by(|&a, &b| name(a) < name(b)) {
+        sorted.sort_by(|&a, &b| name(a).cmp(name(b)));
+        sorted.dedup_by(|a, b| name(*a) == name(*b));
+    }
+    sorted
 }
 
 /// Format pieces `0..n` with `format` on this thread and one more, and hand them
@@ -669,6 +682,9 @@ mod tests {
             [],
         )
         .expect("attr");
+        // Longer than a page: it spills onto overflow pages, and is copied out
+        // even where other values are read in place.
+        let long = "é \"x\" /".repeat(480);
         let values = [
             "3",
             "",
@@ -678,6 +694,7 @@ mod tests {
             "ünïcödé ☃ 😀",
             "/nix/store/7v2q7nvs2i8l1s2b3c40h9v6x3mygm2l-nixos-system-machine-19.03",
             "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----",
+            &long,
         ];
         let names = [
             "state", "type", "toplevel", "typo", "a", "u", "vmId", "keys",
