@@ -4,6 +4,8 @@
 //! (`nixops deploy -d foo`). Unambiguous prefixes of long options are accepted, as
 //! argparse does (`--inc` for `--include`).
 
+use std::ffi::OsString;
+
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands;
@@ -148,8 +150,48 @@ macro_rules! subcommands {
                     $( Command::$variant(args) => &args.common, )*
                 }
             }
+
+            /// Subcommand `name` parsed from `args` (its options) by a parser of
+            /// that subcommand alone; `None` when `name` is not one, or on any
+            /// error or request for help, which the whole parser then reports.
+            fn parse_alone(name: &str, args: &[OsString]) -> Option<Command> {
+                match name {
+                    $( $name => {
+                        let parser = <commands::$module::Args as Args>::augment_args(
+                            clap::Command::new($name),
+                        )
+                        .infer_long_args(true);
+                        let mut matches = parser
+                            .try_get_matches_from(std::iter::once(OsString::from($name)).chain(args.iter().cloned()))
+                            .ok()?;
+                        <commands::$module::Args as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+                            .ok()
+                            .map(Command::$variant)
+                    } )*
+                    _ => None,
+                }
+            }
         }
     };
+}
+
+impl Cli {
+    /// The command line of this process, parsed as [`Parser::parse`] would
+    /// (exiting on errors and help requests). The whole parser describes all
+    /// 33 subcommands, which takes longer to build than most commands take to
+    /// run: a command line that names a subcommand first is parsed by a parser
+    /// of that subcommand alone, and only what that one cannot take goes to the
+    /// whole parser, which reports it.
+    pub fn from_env() -> Cli {
+        let argv: Vec<OsString> = std::env::args_os().collect();
+        argv.get(1)
+            .and_then(|name| name.to_str())
+            .and_then(|name| Command::parse_alone(name, &argv[2..]))
+            .map_or_else(Cli::parse, |command| Cli {
+                version: None,
+                command,
+            })
+    }
 }
 
 subcommands! {
@@ -233,6 +275,77 @@ mod tests {
     #[test]
     fn parser_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every subcommand, parsed alone, reads what the whole parser reads, and
+    /// leaves to it what it refuses.
+    #[test]
+    fn a_subcommand_alone_parses_as_the_whole_parser() {
+        let whole = Cli::command();
+        let option_sets: &[&[&str]] = &[
+            &[],
+            &["-d", "net", "-s", "x.nixops"],
+            &[
+                "--deployment=net",
+                "--stat",
+                "x.nixops",
+                "--debug",
+                "--confirm",
+            ],
+            &["-I", "a", "-I", "b", "--option", "k", "v", "--show-trace"],
+            &["--all", "--no-eval", "--json", "--plain", "--force"],
+            &[
+                "--include",
+                "a",
+                "b",
+                "--exclude",
+                "c",
+                "--dry-run",
+                "--copy-only",
+            ],
+            &["--max-concurrent-copy", "-1", "--build-only", "--check"],
+            &["--arg", "x", "1", "--argstr", "y", "z", "--unset", "w"],
+            &["machine", "--", "ls", "-l"],
+            &["a.nix", "b.nix", "--name", "n"],
+            &["--help"],
+            &["-h"],
+            &["--version"],
+            &["--no-such-option"],
+            &["--dry"],
+        ];
+        let mut alone = 0;
+        for sub in whole.get_subcommands() {
+            let name = sub.get_name();
+            for options in option_sets {
+                let args: Vec<OsString> = options.iter().map(OsString::from).collect();
+                let full = Cli::try_parse_from(
+                    ["nixops", name]
+                        .iter()
+                        .map(OsString::from)
+                        .chain(args.iter().cloned()),
+                );
+                match Command::parse_alone(name, &args) {
+                    Some(command) => {
+                        alone += 1;
+                        let full = full.unwrap_or_else(|e| {
+                            panic!("{name} {options:?}: alone it parses, whole: {e}")
+                        });
+                        assert_eq!(
+                            format!("{command:?}"),
+                            format!("{:?}", full.command),
+                            "{name} {options:?}"
+                        );
+                    }
+                    None => assert!(
+                        full.is_err(),
+                        "{name} {options:?}: the whole parser takes what alone is refused"
+                    ),
+                }
+            }
+        }
+        // Most of these are valid for some subcommand: the fast path is taken.
+        assert!(alone >= 33, "{alone}");
+        assert!(Command::parse_alone("no-such-command", &[]).is_none());
     }
 
     #[test]

@@ -13,8 +13,6 @@ mod settings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::cli::{Cli, Command};
 use crate::error::CliResult;
 use crate::settings::Settings;
@@ -23,7 +21,7 @@ use crate::settings::Settings;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_env();
     match run(cli.command) {
         Ok(code) => code,
         Err(err) => {
