@@ -1,7 +1,37 @@
 //! Ordering of machine names as NixOps shows them: digit runs compare as numbers,
-//! so `web9` comes before `web10`.
+//! so `web9` comes before `web10`. Also a fast hash for the short names of
+//! machines and attributes.
 
 use std::cmp::Ordering;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: names are short, and SipHash (the standard maps' default, which
+/// resists crafted keys that a state file has no reason to hold) would
+/// dominate a lookup.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// Hash maps and sets keyed by names: `HashMap<K, V, FnvBuild>`.
+pub type FnvBuild = BuildHasherDefault<Fnv>;
 
 /// One piece of a name: a run of digits (compared as a number) or of other text.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,7 +67,26 @@ fn pieces(name: &str) -> impl Iterator<Item = Piece<'_>> + '_ {
 
 /// Compare two names naturally (`a2` < `a10`), without allocating.
 pub fn natural_cmp(a: &str, b: &str) -> Ordering {
-    pieces(a).cmp(pieces(b)).then_with(|| a.cmp(b))
+    // Names mostly share a prefix (`machine-1` and `machine-12`): the pieces
+    // before the run that the common prefix ends in are the same, so the
+    // comparison starts at that run. It begins at a piece boundary of both
+    // names, and at a char boundary: after an ASCII digit, or at one.
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    let same = x.iter().zip(y).take_while(|(p, q)| p == q).count();
+    if same == x.len() && same == y.len() {
+        return Ordering::Equal;
+    }
+    let mut from = same;
+    if let Some(last) = same.checked_sub(1).map(|i| x[i].is_ascii_digit()) {
+        while from > 0 && x[from - 1].is_ascii_digit() == last {
+            from -= 1;
+        }
+    }
+    match (a.get(from..), b.get(from..)) {
+        (Some(ra), Some(rb)) => pieces(ra).cmp(pieces(rb)),
+        _ => pieces(a).cmp(pieces(b)),
+    }
+    .then_with(|| a.cmp(b))
 }
 
 /// A key that orders names as [`natural_cmp`] does: for sorting many names with
@@ -60,5 +109,20 @@ mod tests {
         let mut by_cmp = by_key.clone();
         by_cmp.sort_by(|a, b| natural_cmp(a, b));
         assert_eq!(by_key, by_cmp);
+    }
+
+    #[test]
+    fn a_shared_prefix_changes_nothing() {
+        let names = [
+            "", "a", "a1", "a01", "a1b", "a10", "a9", "ab", "a b", "1", "01", "10", "x10y2",
+            "x10y10", "x1y", "é1", "é10", "éa", "e1", "m-1", "m-10", "m-1x", "m-", "m", "9é",
+        ];
+        // The comparison of whole names, piece by piece.
+        let whole = |a: &str, b: &str| pieces(a).cmp(pieces(b)).then_with(|| a.cmp(b));
+        for a in names {
+            for b in names {
+                assert_eq!(natural_cmp(a, b), whole(a, b), "{a:?} against {b:?}");
+            }
+        }
     }
 }

@@ -14,7 +14,6 @@
 //! never writes.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
@@ -90,29 +89,6 @@ impl SlotMap {
     }
 }
 
-/// FNV-1a: attribute names are short and few, SipHash would dominate the lookup.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
 /// One row of a [`Chunk`]: the resource id, the attribute name (an index into
 /// the chunk's names, or'ed with [`PLAIN`] when the value needs no JSON escaping
 /// and with [`MAPPED`] when the value is in the mapped file) and where the value
@@ -160,7 +136,7 @@ pub(super) struct Chunk {
     /// Per name: the name of the row that followed one of it last, `u32::MAX`
     /// for none yet.
     next: Vec<u32>,
-    index: HashMap<Box<[u8]>, u32, BuildHasherDefault<Fnv>>,
+    index: HashMap<Box<[u8]>, u32, crate::names::FnvBuild>,
 }
 
 /// A cell of [`Columns`] holds a value: bits 0–31 are where it starts, bits
@@ -923,9 +899,17 @@ impl AttrTable {
 
     /// The value of attribute `name` of slot `s`.
     pub(super) fn get(&self, s: usize, name: &str) -> Option<&str> {
-        self.slot(s)
-            .find(|e| self.names[e.rank as usize] == name)
-            .map(|e| self.value(&e))
+        let entry = match &self.layout {
+            // The name first (a few short strings), then its one cell.
+            Layout::Columns { at, columns } => {
+                let rank = self.names.iter().position(|n| n == name)?;
+                let cell = *columns[rank].get(at[s] as usize)?;
+                let rank = u32::try_from(rank).expect("invariant: fewer names than rows");
+                (cell & CELL_SET != 0).then(|| entry_of_cell(rank, cell))?
+            }
+            Layout::Lists { .. } => self.slot(s).find(|e| self.names[e.rank as usize] == name)?,
+        };
+        Some(self.value(&entry))
     }
 
     fn value(&self, e: &Entry) -> &str {

@@ -30,7 +30,7 @@ use std::process::ExitCode;
 
 use nixops_core::backend::is_machine_type;
 use nixops_core::generations::{self, Profile};
-use nixops_core::names::{natural_cmp, natural_key};
+use nixops_core::names::{natural_cmp, natural_key, FnvBuild};
 use nixops_core::state::{DeploymentRecord, ResourceRecord, ResourceState, ResourceView};
 
 use crate::error::CliResult;
@@ -320,7 +320,7 @@ fn rows_of<'a>(
 ) -> Vec<Row<'a>> {
     let mut names: Vec<(&str, &str)> = resources.iter().map(|r| (r.type_, r.name)).collect();
     if let Some(defs) = defs {
-        let in_state: HashSet<&str> = resources.iter().map(|r| r.name).collect();
+        let in_state: HashSet<&str, FnvBuild> = resources.iter().map(|r| r.name).collect();
         for (name, type_) in defs {
             if !in_state.contains(name.as_str()) {
                 names.push((type_, name));
@@ -337,11 +337,12 @@ fn rows_of<'a>(
     }
     // Look names up by hash, not by scanning: a deployment may have hundreds of
     // machines. The first resource of a name wins, as `DeploymentRecord::resource`.
-    let mut by_name: HashMap<&str, &ResourceView<'a>> = HashMap::with_capacity(resources.len());
+    let mut by_name: HashMap<&str, &ResourceView<'a>, FnvBuild> =
+        HashMap::with_capacity_and_hasher(resources.len(), FnvBuild::default());
     for r in resources {
         by_name.entry(r.name).or_insert(r);
     }
-    let defined_names: Option<HashSet<&str>> = defs
+    let defined_names: Option<HashSet<&str, FnvBuild>> = defs
         .as_ref()
         .map(|d| d.iter().map(|(n, _)| n.as_str()).collect());
     let depl_name = depl.name().unwrap_or("(none)");
