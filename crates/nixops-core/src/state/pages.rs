@@ -256,18 +256,14 @@ impl PageFile {
             };
             let mut reader = CellReader::new(self);
             let mut last = None;
-            let mut read = |_rowid, r: &Record<'_>| -> Option<()> {
-                if r.len() != 3 {
-                    return None;
-                }
-                // Rows of unwanted names are skipped before their value is read.
-                let Some(name) = chunk.wanted(&mut last, r.text(1)?, only).ok()? else {
+            let mut read = |_rowid, payload: &[u8]| -> Option<()> {
+                let (machine, name, value) = attr_record(payload)?;
+                let Some(name) = chunk.wanted(&mut last, name, only).ok()? else {
                     return Some(());
                 };
-                let value = r.text(2)?;
                 match self.offset_of(value).filter(|_| !copy) {
-                    Some(at) => chunk.push_mapped(r.int(0)?, name, at, value.len()).ok(),
-                    None => chunk.push(r.int(0)?, name, value).ok(),
+                    Some(at) => chunk.push_mapped(machine, name, at, value.len()).ok(),
+                    None => chunk.push(machine, name, value).ok(),
                 }
             };
             loop {
@@ -279,7 +275,7 @@ impl PageFile {
                 let mut read_block = || {
                     for (i, &n) in block.iter().enumerate() {
                         self.prefetch_page(block.get(i + 1));
-                        reader.records(n, &mut read)?;
+                        reader.payloads(n, &mut read)?;
                     }
                     Some(())
                 };
@@ -373,6 +369,12 @@ impl<'a> CellReader<'a> {
 
     /// Call `f` with the rowid and record of each cell of leaf page `n`.
     fn records(&mut self, n: u32, mut f: impl FnMut(i64, &Record<'_>) -> Option<()>) -> Option<()> {
+        self.payloads(n, |rowid, payload| f(rowid, &Record::parse(payload)?))
+    }
+
+    /// Call `f` with the rowid and the payload (the record) of each cell of
+    /// leaf page `n`: in the page, or gathered from its overflow pages.
+    fn payloads(&mut self, n: u32, mut f: impl FnMut(i64, &[u8]) -> Option<()>) -> Option<()> {
         let page = self.file.page(n)?;
         if page[0] != LEAF_TABLE {
             return None;
@@ -389,12 +391,12 @@ impl<'a> CellReader<'a> {
             let len = usize::try_from(len).ok()?;
             let local = local_payload(len, usable);
             if local == len {
-                f(rowid, &Record::parse(page.get(at..at + len)?)?)?;
+                f(rowid, page.get(at..at + len)?)?;
             } else {
                 self.spilled.clear();
                 self.spilled.extend_from_slice(page.get(at..at + local)?);
                 self.follow_overflow(be32(page, at + local)?, len)?;
-                f(rowid, &Record::parse(&self.spilled)?)?;
+                f(rowid, &self.spilled)?;
             }
         }
         Some(())
@@ -465,26 +467,53 @@ impl<'p> Record<'p> {
         }
         self.payload.get(at..at + value_len(t)?)
     }
+}
 
-    /// Column `i` if it is an integer.
-    fn int(&self, i: usize) -> Option<i64> {
-        let (t, at) = self.columns[i];
-        match t {
-            8 => Some(0),
-            9 => Some(1),
-            1..=6 => {
-                let bytes = self.payload.get(at..at + value_len(t)?)?;
-                // Big-endian two's complement, sign-extended from its first byte.
-                let first = i64::from(*bytes.first()? as i8);
-                Some(
-                    bytes[1..]
-                        .iter()
-                        .fold(first, |acc, &b| (acc << 8) | i64::from(b)),
-                )
-            }
-            _ => None,
+/// The integer of serial type `t` at the start of `bytes`, if `t` is one.
+#[inline]
+fn int_value(t: u64, bytes: &[u8]) -> Option<i64> {
+    match t {
+        8 => Some(0),
+        9 => Some(1),
+        1..=6 => {
+            let bytes = bytes.get(..value_len(t)?)?;
+            // Big-endian two's complement, sign-extended from its first byte.
+            let first = i64::from(*bytes.first()? as i8);
+            Some(
+                bytes[1..]
+                    .iter()
+                    .fold(first, |acc, &b| (acc << 8) | i64::from(b)),
+            )
         }
+        _ => None,
     }
+}
+
+/// A `ResourceAttrs` record, `(machine, name, value)`: an integer and two
+/// texts, decoded straight from the header's three serial types (what
+/// [`Record::parse`] and its accessors would give, for every row of the
+/// largest table). `None` for any other record.
+#[inline]
+fn attr_record(payload: &[u8]) -> Option<(i64, &[u8], &[u8])> {
+    let (header_len, mut at) = varint(payload, 0)?;
+    let mut types = [0u64; 3];
+    for t in &mut types {
+        let (v, n) = varint(payload, at)?;
+        *t = v;
+        at += n;
+    }
+    if at as u64 != header_len {
+        return None;
+    }
+    let [machine_type, name_type, value_type] = types;
+    let text_len = |t: u64| (t >= 13 && t % 2 == 1).then(|| usize::try_from((t - 13) / 2).ok())?;
+    let (name_len, value_len_) = (text_len(name_type)?, text_len(value_type)?);
+    let machine = int_value(machine_type, payload.get(at..)?)?;
+    at += value_len(machine_type)?;
+    let name = payload.get(at..at.checked_add(name_len)?)?;
+    at += name_len;
+    let value = payload.get(at..at.checked_add(value_len_)?)?;
+    Some((machine, name, value))
 }
 
 /// The length of a value of serial type `t`; `None` for the reserved types.
@@ -819,6 +848,30 @@ mod tests {
             .expect("write");
         assert!(both_reads(&dir).is_none());
         drop(writer);
+    }
+
+    #[test]
+    fn attribute_records_are_an_integer_and_two_texts() {
+        // Header: its length, then serial types: a 1-byte integer, texts of
+        // 2 and 3 bytes (13 + 2 × length).
+        let row = [4, 1, 17, 19, 5, b'a', b'b', b'x', b'y', b'z'];
+        assert_eq!(attr_record(&row), Some((5, &b"ab"[..], &b"xyz"[..])));
+        // A 2-byte integer, sign-extended; an empty value.
+        let row = [4, 2, 17, 13, 0xff, 0xfe, b'a', b'b'];
+        assert_eq!(attr_record(&row), Some((-2, &b"ab"[..], &b""[..])));
+        // Integers 0 and 1 take no bytes.
+        assert_eq!(attr_record(&[4, 9, 13, 13]), Some((1, &b""[..], &b""[..])));
+        // Four columns, a name that is an integer, a value that is a blob, a
+        // value cut short, a machine that is text: not such a record.
+        for bad in [
+            &[5, 1, 17, 19, 1, 5, b'a', b'b', b'x', b'y', b'z', 1][..],
+            &[4, 1, 1, 19, 5, 7, b'x', b'y', b'z'],
+            &[4, 1, 17, 18, 5, b'a', b'b', b'x', b'y', b'z'],
+            &[4, 1, 17, 19, 5, b'a', b'b', b'x'],
+            &[4, 15, 17, 19, b'q', b'a', b'b', b'x', b'y', b'z'],
+        ] {
+            assert_eq!(attr_record(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
