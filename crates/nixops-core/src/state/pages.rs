@@ -58,6 +58,9 @@ pub(super) enum Values {
     Copy,
     /// Left in the mapped file, unchecked: whoever reads them checks them.
     InPlace,
+    /// Left in the mapped file, checked for UTF-8 as they are read (only
+    /// those that are wanted).
+    Checked,
 }
 
 /// The database file, mapped, with the roots of the two tables read here.
@@ -262,6 +265,10 @@ impl PageFile {
                     return Some(());
                 };
                 match self.offset_of(value).filter(|_| !copy) {
+                    Some(_) if values == Values::Checked && std::str::from_utf8(value).is_err() => {
+                        // As a copy would: SQLite reads the file, and says why.
+                        None
+                    }
                     Some(at) => chunk.push_mapped(machine, name, at, value.len()).ok(),
                     None => chunk.push(machine, name, value).ok(),
                 }

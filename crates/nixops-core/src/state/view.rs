@@ -56,7 +56,7 @@ impl StateFile {
         names: &[&str],
         f: impl FnOnce(&StateSnapshot) -> R,
     ) -> Result<R, StateError> {
-        self.with_snapshot(None, AttrSet::Only(names), Values::Copy, |loaded| {
+        self.with_snapshot(None, AttrSet::Only(names), Values::Checked, |loaded| {
             let mut by_depl = vec![Vec::new(); loaded.depls.len()];
             for (i, (d, _)) in loaded.resources.iter().enumerate() {
                 by_depl[*d].push(i);
