@@ -954,11 +954,11 @@ struct Loaded {
 }
 
 /// `Deployments`, `DeploymentAttrs` and `Resources` (all, or of deployment `uuid`);
-/// all of `Resources` from `pages` if given and it can.
+/// all of `Resources` from `from_pages` (read from the file's pages) if given and it can.
 fn read_small_tables(
     conn: &Connection,
     uuid: Option<&str>,
-    pages: Option<&pages::ResourceTable<'_>>,
+    from_pages: Option<&pages::ResourceTable<'_>>,
 ) -> rusqlite::Result<(Vec<DeploymentRecord>, Vec<PlacedResource>)> {
     let filter = uuid.is_some();
     let mut depls: Vec<DeploymentRecord> = Vec::new();
@@ -1006,7 +1006,7 @@ fn read_small_tables(
         depl
     };
     let mut resources: Vec<PlacedResource> = Vec::new();
-    if let Some(table) = pages.filter(|_| uuid.is_none()) {
+    if let Some(table) = from_pages.filter(|_| uuid.is_none()) {
         let mut bad_text = false;
         resources.reserve_exact(table.len);
         let read = table.read(|id, u, name, type_| {

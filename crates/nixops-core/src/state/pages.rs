@@ -329,14 +329,8 @@ impl ResourceTable<'_> {
     pub(super) fn dense_ids(&self) -> Option<(i64, usize)> {
         let first = self.file.page(*self.leaves.first()?)?;
         let last = self.file.page(*self.leaves.last()?)?;
-        let rowid = |page: &[u8], i: usize| -> Option<i64> {
-            let at = be16(page, 8 + 2 * i)?;
-            let (_, n) = varint(page, at)?;
-            // Rowids are stored as two's complement 64-bit integers.
-            Some(varint(page, at + n)?.0 as i64)
-        };
-        let lo = rowid(first, 0)?;
-        let hi = rowid(last, be16(last, 3)?.checked_sub(1)?)?;
+        let lo = cell_header(first, 0)?.1;
+        let hi = cell_header(last, be16(last, 3)?.checked_sub(1)?)?.1;
         let span = usize::try_from(i128::from(hi) - i128::from(lo) + 1).ok()?;
         (span <= self.len.saturating_mul(4).saturating_add(1024)).then_some((lo, span))
     }
@@ -388,14 +382,7 @@ impl<'a> CellReader<'a> {
         }
         let usable = self.file.usable;
         for i in 0..be16(page, 3)? {
-            let mut at = be16(page, 8 + 2 * i)?;
-            let (len, n) = varint(page, at)?;
-            at += n;
-            let (rowid, n) = varint(page, at)?;
-            at += n;
-            // Rowids are stored as two's complement 64-bit integers.
-            let rowid = rowid as i64;
-            let len = usize::try_from(len).ok()?;
+            let (len, rowid, at) = cell_header(page, i)?;
             let local = local_payload(len, usable);
             if local == len {
                 f(rowid, page.get(at..at + len)?)?;
@@ -422,6 +409,18 @@ impl<'a> CellReader<'a> {
         }
         Some(())
     }
+}
+
+/// Cell `i` of table leaf `page`: its payload's length, its rowid, and where
+/// its payload begins in the page.
+fn cell_header(page: &[u8], i: usize) -> Option<(usize, i64, usize)> {
+    let mut at = be16(page, 8 + 2 * i)?;
+    let (len, n) = varint(page, at)?;
+    at += n;
+    let (rowid, n) = varint(page, at)?;
+    at += n;
+    // Rowids are stored as two's complement 64-bit integers.
+    Some((usize::try_from(len).ok()?, rowid as i64, at))
 }
 
 /// The most columns a record read here has.

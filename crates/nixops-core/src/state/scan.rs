@@ -702,7 +702,7 @@ impl AttrTable {
     /// (`ids` ascending); rows of other resources are dropped. `file` is the
     /// mapped file of values left in place, if any.
     pub(super) fn group(
-        chunks: Vec<Chunk>,
+        mut chunks: Vec<Chunk>,
         file: Option<PageFile>,
         ids: impl ExactSizeIterator<Item = i64> + Clone,
     ) -> AttrTable {
@@ -742,7 +742,6 @@ impl AttrTable {
                 })
                 .collect();
             let mut columns: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
-            let mut chunks = chunks;
             for (ci, (c, ranks)) in chunks.iter_mut().zip(&ranks).enumerate() {
                 let Some(mine) = c.columns.as_mut() else {
                     continue;
