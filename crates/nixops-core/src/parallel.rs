@@ -1,10 +1,12 @@
-//! Running one task per machine on threads, with an optional limit on how many run
-//! at once.
+//! Running work on threads: one task per machine, with an optional limit on how
+//! many run at once; and large outputs formatted in pieces on two threads.
 //!
-//! Nothing is cancelled when a task fails: every task runs to completion and every
-//! result is returned, in the order of the inputs, so the caller can summarise.
+//! Nothing is cancelled when a machine's task fails: every task runs to completion
+//! and every result is returned, in the order of the inputs, so the caller can
+//! summarise.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 /// A counting semaphore: at most `limit` holders at once (`None`: no limit).
 pub struct Limit {
@@ -78,6 +80,79 @@ where
     })
 }
 
+/// Format pieces `0..n` with `format` on this thread and one more, and hand them
+/// to `sink` in order from this thread, up to the first that fails. Buffers go
+/// back to a pool once handed out, so a large output (an export, a table of
+/// thousands of machines) reuses a few buffers of `capacity` bytes instead of
+/// touching fresh memory for all of its text.
+pub fn in_order<E: Send>(
+    n: usize,
+    capacity: usize,
+    format: impl Fn(usize, &mut Vec<u8>) -> Result<(), E> + Sync,
+    sink: &mut impl FnMut(&[u8]),
+) -> Result<(), E> {
+    struct Shared<E> {
+        /// Formatted pieces not yet handed out, by number.
+        done: Vec<Option<Result<Vec<u8>, E>>>,
+        /// Buffers handed out, to format into again.
+        pool: Vec<Vec<u8>>,
+    }
+    let shared = Mutex::new(Shared {
+        done: (0..n).map(|_| None).collect(),
+        pool: Vec::new(),
+    });
+    let ready = Condvar::new();
+    let next = AtomicUsize::new(0);
+    let lock = || shared.lock().unwrap_or_else(PoisonError::into_inner);
+    // Take piece numbers until none is left; false when there was none.
+    let format_one = || -> bool {
+        let piece = next.fetch_add(1, AtomicOrdering::Relaxed);
+        if piece >= n {
+            return false;
+        }
+        // Sized for a piece up front (`capacity`): growing would copy what
+        // was written.
+        let mut buf = lock()
+            .pool
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(capacity));
+        let result = format(piece, &mut buf).map(|()| buf);
+        if result.is_err() {
+            // No more pieces: the output stops at this one.
+            next.store(n, AtomicOrdering::Relaxed);
+        }
+        lock().done[piece] = Some(result);
+        ready.notify_one();
+        true
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| while format_one() {});
+        let mut written = 0;
+        while written < n {
+            let ready_piece = lock().done[written].take();
+            match ready_piece {
+                Some(Ok(mut buf)) => {
+                    sink(&buf);
+                    buf.clear();
+                    lock().pool.push(buf);
+                    written += 1;
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    if !format_one() {
+                        // Everything is taken: wait for the other thread's piece.
+                        let mut guard = lock();
+                        while guard.done[written].is_none() {
+                            guard = ready.wait(guard).unwrap_or_else(PoisonError::into_inner);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +174,30 @@ mod tests {
         });
         assert_eq!(out, (0..8).map(|i| i * 10).collect::<Vec<_>>());
         assert_eq!(peak.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn pieces_come_out_in_order_up_to_the_first_failure() {
+        let format = |piece: usize, out: &mut Vec<u8>| {
+            // Later pieces are quicker: they are ready before earlier ones.
+            std::thread::sleep(Duration::from_micros(200 * (50 - piece as u64)));
+            out.extend_from_slice(format!("{piece},").as_bytes());
+            if piece == 37 {
+                return Err(piece);
+            }
+            Ok(())
+        };
+        let mut text = Vec::new();
+        let done = in_order(30, 4, format, &mut |p: &[u8]| text.extend_from_slice(p));
+        assert_eq!(done, Ok(()));
+        let want: String = (0..30).map(|i| format!("{i},")).collect();
+        assert_eq!(String::from_utf8(text).expect("utf-8"), want);
+
+        let mut text = Vec::new();
+        let done = in_order(50, 4, format, &mut |p: &[u8]| text.extend_from_slice(p));
+        assert_eq!(done, Err(37));
+        let want: String = (0..37).map(|i| format!("{i},")).collect();
+        assert_eq!(String::from_utf8(text).expect("utf-8"), want);
     }
 
     #[test]

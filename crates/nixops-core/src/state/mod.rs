@@ -15,6 +15,7 @@ mod pages;
 mod path;
 mod pyjson;
 mod records;
+mod resource_list;
 mod scan;
 mod transfer;
 mod view;
@@ -36,6 +37,8 @@ pub use path::{
     StateEnv,
 };
 pub use pyjson::PyStyle;
+use resource_list::ResourceList;
+
 pub use records::{
     depl_attr, AttrValue, DeploymentRecord, ResourceRecord, ResourceState, DEFAULT_DESCRIPTION,
 };
@@ -530,7 +533,8 @@ impl StateFile {
             resources,
             table,
         } = self.read_snapshot(uuid, attrs)?;
-        for (i, (d, mut res)) in resources.into_iter().enumerate() {
+        for (i, d) in resources.depls().enumerate() {
+            let mut res = resources.record(i);
             if let Some(table) = &table {
                 res.attrs = table
                     .attrs(i)
@@ -631,9 +635,7 @@ impl StateFile {
                 }
                 direct => direct,
             };
-            let table = chunks.map(|chunks| {
-                scan::AttrTable::group(chunks, file, resources.iter().map(|(_, r)| r.id))
-            });
+            let table = chunks.map(|chunks| scan::AttrTable::group(chunks, file, resources.ids()));
             Ok(Loaded {
                 depls,
                 resources,
@@ -939,16 +941,12 @@ enum AttrSet<'a> {
     Only(&'a [&'a str]),
 }
 
-/// A resource with the position of its deployment in a deployment list.
-type PlacedResource = (usize, ResourceRecord);
-
 /// What one read transaction loaded.
 struct Loaded {
     /// Deployments sorted by UUID, with their attributes; `resources` empty.
     depls: Vec<DeploymentRecord>,
-    /// Resources sorted by id with the position of their deployment in `depls`;
-    /// `attrs` empty.
-    resources: Vec<PlacedResource>,
+    /// Resources sorted by id with the position of their deployment in `depls`.
+    resources: ResourceList,
     /// The resource attributes read, by position in `resources`.
     table: Option<scan::AttrTable>,
 }
@@ -959,7 +957,7 @@ fn read_small_tables(
     conn: &Connection,
     uuid: Option<&str>,
     from_pages: Option<&pages::ResourceTable<'_>>,
-) -> rusqlite::Result<(Vec<DeploymentRecord>, Vec<PlacedResource>)> {
+) -> rusqlite::Result<(Vec<DeploymentRecord>, ResourceList)> {
     let filter = uuid.is_some();
     let mut depls: Vec<DeploymentRecord> = Vec::new();
     let mut stmt = conn.prepare_cached(if filter {
@@ -1005,26 +1003,18 @@ fn read_small_tables(
         last = depl;
         depl
     };
-    let mut resources: Vec<PlacedResource> = Vec::new();
+    let mut resources = ResourceList::default();
     if let Some(table) = from_pages.filter(|_| uuid.is_none()) {
-        let mut bad_text = false;
-        resources.reserve_exact(table.len);
+        let mut bad = false;
+        resources = ResourceList::with_capacity(table.len);
         let read = table.read(|id, u, name, type_| {
             let Some(i) = place(u) else { return };
             match (std::str::from_utf8(name), std::str::from_utf8(type_)) {
-                (Ok(name), Ok(type_)) => resources.push((
-                    i,
-                    ResourceRecord {
-                        id,
-                        name: name.to_owned(),
-                        type_: type_.to_owned(),
-                        attrs: BTreeMap::new(),
-                    },
-                )),
-                _ => bad_text = true,
+                (Ok(name), Ok(type_)) => bad |= resources.push(id, i, name, type_).is_err(),
+                _ => bad = true,
             }
         });
-        if read.is_some() && !bad_text {
+        if read.is_some() && !bad {
             return Ok((depls, resources));
         }
         // Read again with SQLite, which reports what is wrong.
@@ -1036,15 +1026,11 @@ fn read_small_tables(
     let mut rows = stmt.query([uuid])?;
     while let Some(r) = rows.next()? {
         if let Some(i) = place(r.get_ref(1)?.as_bytes()?) {
-            resources.push((
-                i,
-                ResourceRecord {
-                    id: r.get(0)?,
-                    name: r.get(2)?,
-                    type_: r.get(3)?,
-                    attrs: BTreeMap::new(),
-                },
-            ));
+            let name = r.get_ref(2)?.as_str()?;
+            let type_ = r.get_ref(3)?.as_str()?;
+            resources.push(r.get(0)?, i, name, type_).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+            })?;
         }
     }
     Ok((depls, resources))

@@ -14,8 +14,6 @@
 use std::cmp::Ordering;
 use std::path::Path;
 use std::str::Utf8Error;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
-use std::sync::{Condvar, Mutex, PoisonError};
 
 use super::pages::Values;
 use super::pyjson::{self, PyStyle};
@@ -165,12 +163,12 @@ impl<'a> Formatter<'a> {
             if let Some(&next) = resources.get(i + TOUCH_AHEAD) {
                 self.table.touch(next);
             }
-            let res = &self.loaded.resources[r].1;
+            let resources = &self.loaded.resources;
             if i > 0 {
                 out.extend_from_slice(self.sep.as_bytes());
             }
             out.extend_from_slice(IND3.as_bytes());
-            pyjson::write_str_to(out, &res.name);
+            pyjson::write_str_to(out, resources.name(r));
             out.extend_from_slice(b": {");
             let mut first = true;
             let mut type_done = false;
@@ -181,7 +179,7 @@ impl<'a> Formatter<'a> {
                 *first = false;
                 out.extend_from_slice(IND4.as_bytes());
                 out.extend_from_slice(b"\"type\": ");
-                pyjson::write_str_to(out, &res.type_);
+                pyjson::write_str_to(out, resources.type_(r));
             };
             for (rank, value, plain) in self.table.ranked(r) {
                 if !type_done {
@@ -337,8 +335,8 @@ fn export_loaded(
         .expect("invariant: AttrSet::All reads resource attributes");
     // Each deployment's resources, in id order.
     let mut by_depl: Vec<Vec<usize>> = vec![Vec::new(); loaded.depls.len()];
-    for (i, (d, _)) in loaded.resources.iter().enumerate() {
-        by_depl[*d].push(i);
+    for (i, d) in loaded.resources.depls().enumerate() {
+        by_depl[d].push(i);
     }
     let mut selected: Vec<Export<'_>> = Vec::new();
     let mut total = 0;
@@ -388,7 +386,12 @@ fn export_loaded(
             Ok(())
         })
     } else {
-        in_order(pieces.len(), format, &mut sink)
+        crate::parallel::in_order(
+            pieces.len(),
+            STREAM_PIECE + STREAM_PIECE / 2,
+            format,
+            &mut sink,
+        )
     };
     // A value left in the file that is not UTF-8: as SQLite would report it.
     formatted.map_err(|e| StateError::Sqlite {
@@ -404,83 +407,13 @@ fn export_loaded(
 /// first by id, as sorting is stable. Done as each deployment is formatted, on
 /// the threads that format.
 fn by_name(loaded: &Loaded, positions: &[usize]) -> Vec<usize> {
-    let name = |r: usize| loaded.resources[r].1.name.as_str();
+    let name = |r: usize| loaded.resources.name(r);
     let mut sorted = positions.to_vec();
     if !sorted.is_sorted_by(|&a, &b| name(a) < name(b)) {
         sorted.sort_by(|&a, &b| name(a).cmp(name(b)));
         sorted.dedup_by(|a, b| name(*a) == name(*b));
     }
     sorted
-}
-
-/// Format pieces `0..n` with `format` on this thread and one more, and hand them
-/// to `sink` in order from this thread, up to the first that fails. Buffers go
-/// back to a pool once handed out, so a large export reuses a few buffers
-/// instead of touching fresh memory for all of its text.
-fn in_order<E: Send>(
-    n: usize,
-    format: impl Fn(usize, &mut Vec<u8>) -> Result<(), E> + Sync,
-    sink: &mut impl FnMut(&[u8]),
-) -> Result<(), E> {
-    struct Shared<E> {
-        /// Formatted pieces not yet handed out, by number.
-        done: Vec<Option<Result<Vec<u8>, E>>>,
-        /// Buffers handed out, to format into again.
-        pool: Vec<Vec<u8>>,
-    }
-    let shared = Mutex::new(Shared {
-        done: (0..n).map(|_| None).collect(),
-        pool: Vec::new(),
-    });
-    let ready = Condvar::new();
-    let next = AtomicUsize::new(0);
-    let lock = || shared.lock().unwrap_or_else(PoisonError::into_inner);
-    // Take piece numbers until none is left; false when there was none.
-    let format_one = || -> bool {
-        let piece = next.fetch_add(1, AtomicOrdering::Relaxed);
-        if piece >= n {
-            return false;
-        }
-        // Sized for a piece up front: growing would copy what was written.
-        let mut buf = lock()
-            .pool
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(STREAM_PIECE + STREAM_PIECE / 2));
-        let result = format(piece, &mut buf).map(|()| buf);
-        if result.is_err() {
-            // No more pieces: the output stops at this one.
-            next.store(n, AtomicOrdering::Relaxed);
-        }
-        lock().done[piece] = Some(result);
-        ready.notify_one();
-        true
-    };
-    std::thread::scope(|s| {
-        s.spawn(|| while format_one() {});
-        let mut written = 0;
-        while written < n {
-            let ready_piece = lock().done[written].take();
-            match ready_piece {
-                Some(Ok(mut buf)) => {
-                    sink(&buf);
-                    buf.clear();
-                    lock().pool.push(buf);
-                    written += 1;
-                }
-                Some(Err(e)) => return Err(e),
-                None => {
-                    if !format_one() {
-                        // Everything is taken: wait for the other thread's piece.
-                        let mut guard = lock();
-                        while guard.done[written].is_none() {
-                            guard = ready.wait(guard).unwrap_or_else(PoisonError::into_inner);
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    })
 }
 
 fn bad(reason: String) -> StateError {

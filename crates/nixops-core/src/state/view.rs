@@ -31,17 +31,17 @@ impl StateSnapshot {
 
     /// The resources of the `i`th deployment, ordered by id.
     pub fn resources(&self, i: usize) -> impl ExactSizeIterator<Item = ResourceView<'_>> + '_ {
-        self.by_depl[i].iter().map(move |&r| {
-            let res = &self.loaded.resources[r].1;
-            ResourceView {
-                id: res.id,
-                name: &res.name,
-                type_: &res.type_,
-                attrs: match &self.loaded.table {
-                    Some(table) => Attrs::Table(table, r),
-                    None => Attrs::Map(&res.attrs),
-                },
-            }
+        let resources = &self.loaded.resources;
+        let table = self
+            .loaded
+            .table
+            .as_ref()
+            .expect("invariant: a snapshot reads resource attributes");
+        self.by_depl[i].iter().map(move |&r| ResourceView {
+            id: resources.id(r),
+            name: resources.name(r),
+            type_: resources.type_(r),
+            attrs: Attrs::Table(table, r),
         })
     }
 }
@@ -58,8 +58,8 @@ impl StateFile {
     ) -> Result<R, StateError> {
         self.with_snapshot(None, AttrSet::Only(names), Values::Checked, |loaded| {
             let mut by_depl = vec![Vec::new(); loaded.depls.len()];
-            for (i, (d, _)) in loaded.resources.iter().enumerate() {
-                by_depl[*d].push(i);
+            for (i, d) in loaded.resources.depls().enumerate() {
+                by_depl[d].push(i);
             }
             let snapshot = StateSnapshot { loaded, by_depl };
             let done = f(&snapshot);

@@ -24,8 +24,8 @@ pub struct Args {
     pub json: bool,
 }
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::io::Write;
 use std::process::ExitCode;
 
 use nixops_core::backend::is_machine_type;
@@ -34,7 +34,7 @@ use nixops_core::names::{natural_cmp, natural_key, FnvBuild};
 use nixops_core::state::{DeploymentRecord, ResourceRecord, ResourceState, ResourceView};
 
 use crate::error::CliResult;
-use crate::render::table::{Align, Table};
+use crate::render::table::{self, Align, Cells};
 use crate::settings::Settings;
 
 /// What evaluation knows about a deployment's machines: their names and types.
@@ -159,21 +159,50 @@ fn show(
     if args.all {
         columns.insert(0, ("Deployment", Align::Left));
     }
-    let mut table = Table::new(&columns);
-    table.reserve(per_depl.iter().map(Vec::len).sum());
-    for r in rows {
-        let ip = if r.public_ipv4.is_empty() {
-            r.private_ipv4
-        } else {
-            r.public_ipv4
-        };
-        let deployment = args.all.then_some(r.deployment);
-        let cells = [r.name, r.status, r.type_, r.resource_id, ip];
-        table.push_cells(deployment.into_iter().chain(cells).map(Cow::from));
+    let cells = RowCells {
+        rows: rows.collect(),
+        first: if args.all { 0 } else { 1 },
+    };
+    // The header (if any), then the table in pieces: it can be megabytes.
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    let mut failed = None;
+    table::write(&columns, &cells, |piece| {
+        if failed.is_none() {
+            failed = stdout.write_all(piece).err();
+        }
+    });
+    if let Some(err) = failed {
+        return Err(err.into());
     }
-    // The header (if any), then the table as rendered: it can be megabytes.
-    print!("{out}{}", table.render());
+    stdout.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The table's cells, read from the rows as they are laid out.
+struct RowCells<'r, 'a> {
+    rows: Vec<&'r Row<'a>>,
+    /// The first column shown: 0 with the deployment column (`--all`), else 1.
+    first: usize,
+}
+
+impl Cells for RowCells<'_, '_> {
+    fn rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn cell(&self, row: usize, column: usize) -> &str {
+        let r = self.rows[row];
+        match column + self.first {
+            0 => r.deployment,
+            1 => r.name,
+            2 => r.status,
+            3 => r.type_,
+            4 => r.resource_id,
+            _ if r.public_ipv4.is_empty() => r.private_ipv4,
+            _ => r.public_ipv4,
+        }
+    }
 }
 
 /// Evaluate `depl` for the names and types of its machines; on failure warn, as

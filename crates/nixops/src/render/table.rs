@@ -5,6 +5,9 @@
 //! do not count towards a column's width. Centring follows Python's `str.center`.
 
 use std::borrow::Cow;
+use std::convert::Infallible;
+
+use nixops_core::parallel;
 
 /// How the cells of a column are aligned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,8 +17,14 @@ pub enum Align {
     Right,
 }
 
-/// Cells of whole rows, one row after the other.
-type Cells<'a> = [Cow<'a, str>];
+/// The cells of a table, by row and column: a [`Table`]'s own, or a caller's
+/// rows shown as they are, without copying every cell into a table first.
+pub trait Cells: Sync {
+    /// How many rows there are.
+    fn rows(&self) -> usize;
+    /// The text of column `column` of row `row`.
+    fn cell(&self, row: usize, column: usize) -> &str;
+}
 
 /// A table with a header row. Cells may borrow their text (`'a`), so a table of
 /// thousands of machines need not copy every name.
@@ -34,11 +43,6 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// Room for `rows` more rows.
-    pub fn reserve(&mut self, rows: usize) {
-        self.cells.reserve(rows * self.columns.len());
-    }
-
     /// Add a row; it must have one cell per column.
     pub fn push(&mut self, row: Vec<String>) {
         self.push_cells(row.into_iter().map(Cow::Owned));
@@ -51,127 +55,154 @@ impl<'a> Table<'a> {
         debug_assert_eq!(self.cells.len() - before, self.columns.len());
     }
 
-    /// The table as text, ending in a newline. Tables of thousands of rows are
-    /// measured and laid out on two threads.
+    /// The table as text, ending in a newline.
     pub fn render(&self) -> String {
-        // The widths, and whether every cell is printable ASCII on one line (then
-        // laying out needs no second look at any cell).
-        let measure = |rows: &Cells<'a>| {
-            let mut widths: Vec<usize> = self.columns.iter().map(|(h, _)| width(h)).collect();
-            let mut simple = true;
-            for row in rows.chunks_exact(self.columns.len()) {
-                for (w, cell) in widths.iter_mut().zip(row) {
-                    *w = match one_line_width(cell) {
-                        Some(n) => n.max(*w),
-                        None => {
-                            simple = false;
-                            cell.split('\n').map(width).fold(*w, usize::max)
-                        }
-                    };
-                }
-            }
-            (widths, simple)
-        };
-        let (widths, simple) = match self.halves() {
-            None => measure(&self.cells),
-            Some((a, b)) => {
-                let ((wa, sa), (wb, sb)) = in_parallel(|| measure(a), || measure(b));
-                let widths = wa.into_iter().zip(wb).map(|(a, b)| a.max(b)).collect();
-                (widths, sa && sb)
-            }
-        };
-        let border = {
-            let mut s = String::from("+");
-            for w in &widths {
-                s.push_str(&"-".repeat(w + 2));
-                s.push('+');
-            }
-            s.push('\n');
-            s
-        };
-        let rows = self.cells.len() / self.columns.len().max(1);
-        let mut out = String::with_capacity(border.len() * (rows + 4));
-        out.push_str(&border);
-        let header: Vec<&str> = self.columns.iter().map(|(h, _)| h.as_str()).collect();
-        self.push_line(&mut out, &widths, header.iter().copied());
-        out.push_str(&border);
-        if self.cells.is_empty() {
-            return out;
-        }
-        let lay_out = |out: &mut String, rows: &Cells<'a>| {
-            for row in rows.chunks_exact(self.columns.len()) {
-                if simple {
-                    self.push_simple_line(out, &widths, row);
-                    continue;
-                }
-                if !row.iter().any(|c| c.contains('\n')) {
-                    self.push_line(out, &widths, row.iter().map(|c| c.as_ref()));
-                    continue;
-                }
-                let lines: Vec<Vec<&str>> = row.iter().map(|c| c.split('\n').collect()).collect();
-                let height = lines.iter().map(Vec::len).max().unwrap_or(1);
-                for i in 0..height {
-                    let cells = lines.iter().map(|l| l.get(i).copied().unwrap_or(""));
-                    self.push_line(out, &widths, cells);
-                }
-            }
-        };
-        match self.halves() {
-            None => lay_out(&mut out, &self.cells),
-            Some((a, b)) => {
-                let second = in_parallel(
-                    || lay_out(&mut out, a),
-                    || {
-                        let mut text = String::with_capacity(border.len() * rows / 2);
-                        lay_out(&mut text, b);
-                        text
-                    },
-                )
-                .1;
-                out.push_str(&second);
-            }
-        }
-        out.push_str(&border);
-        out
-    }
-
-    /// The cells in two halves of whole rows, when there are enough to share out.
-    fn halves(&self) -> Option<(&Cells<'a>, &Cells<'a>)> {
-        let n = self.columns.len();
-        let rows = self.cells.len() / n.max(1);
-        (rows >= PARALLEL_ROWS).then(|| self.cells.split_at(rows / 2 * n))
-    }
-
-    /// [`Table::push_line`] of cells that are printable ASCII: their width is
-    /// their length.
-    fn push_simple_line(&self, out: &mut String, widths: &[usize], cells: &Cells<'a>) {
-        out.push('|');
-        for ((cell, &w), (_, align)) in cells.iter().zip(widths).zip(&self.columns) {
-            out.push(' ');
-            pad_to(out, cell, cell.len(), w, *align);
-            out.push_str(" |");
-        }
-        out.push('\n');
-    }
-
-    fn push_line<'c>(
-        &self,
-        out: &mut String,
-        widths: &[usize],
-        cells: impl Iterator<Item = &'c str>,
-    ) {
-        out.push('|');
-        for ((cell, w), (_, align)) in cells.zip(widths).zip(&self.columns) {
-            out.push(' ');
-            pad(out, cell, *w, *align);
-            out.push_str(" |");
-        }
-        out.push('\n');
+        let columns: Vec<(&str, Align)> =
+            self.columns.iter().map(|(h, a)| (h.as_str(), *a)).collect();
+        let mut out = Vec::new();
+        write(&columns, self, |piece| out.extend_from_slice(piece));
+        String::from_utf8(out).expect("invariant: a table is made of str pieces")
     }
 }
 
-/// Tables with more rows than this are rendered on two threads.
+impl Cells for Table<'_> {
+    fn rows(&self) -> usize {
+        self.cells.len() / self.columns.len().max(1)
+    }
+
+    fn cell(&self, row: usize, column: usize) -> &str {
+        &self.cells[row * self.columns.len() + column]
+    }
+}
+
+/// Tables with more rows than this are measured and laid out on two threads.
 const PARALLEL_ROWS: usize = 2000;
+
+/// Rows laid out at a time, into a buffer that is handed to the sink and reused.
+const PIECE_ROWS: usize = 512;
+
+/// Write the table of `columns` (header text and alignment) and `cells`, ending in
+/// a newline, to `sink` in pieces. A table of thousands of rows is measured and
+/// laid out on two threads, a piece of rows at a time, so its text is never
+/// held whole.
+pub fn write(columns: &[(&str, Align)], cells: &impl Cells, mut sink: impl FnMut(&[u8])) {
+    let rows = cells.rows();
+    // The widths, and whether every cell is printable ASCII on one line (then
+    // laying out needs no second look at any cell).
+    let measure = |from: usize, to: usize| {
+        let mut widths: Vec<usize> = columns.iter().map(|(h, _)| width(h)).collect();
+        let mut simple = true;
+        for row in from..to {
+            for (column, w) in widths.iter_mut().enumerate() {
+                let cell = cells.cell(row, column);
+                *w = match one_line_width(cell) {
+                    Some(n) => n.max(*w),
+                    None => {
+                        simple = false;
+                        cell.split('\n').map(width).fold(*w, usize::max)
+                    }
+                };
+            }
+        }
+        (widths, simple)
+    };
+    let (widths, simple) = if rows < PARALLEL_ROWS {
+        measure(0, rows)
+    } else {
+        let ((wa, sa), (wb, sb)) = in_parallel(|| measure(0, rows / 2), || measure(rows / 2, rows));
+        let widths = wa.into_iter().zip(wb).map(|(a, b)| a.max(b)).collect();
+        (widths, sa && sb)
+    };
+    let lines = Lines {
+        columns,
+        widths: &widths,
+    };
+    let border = {
+        let mut s = Vec::from(*b"+");
+        for w in &widths {
+            s.resize(s.len() + w + 2, b'-');
+            s.push(b'+');
+        }
+        s.push(b'\n');
+        s
+    };
+    let mut head = border.clone();
+    lines.push(&mut head, columns.iter().map(|(h, _)| *h));
+    head.extend_from_slice(&border);
+    sink(&head);
+    if rows == 0 {
+        return;
+    }
+    let lay_out = |piece: usize, out: &mut Vec<u8>| -> Result<(), Infallible> {
+        let from = piece * PIECE_ROWS;
+        for row in from..rows.min(from + PIECE_ROWS) {
+            let row_cells = (0..columns.len()).map(|column| cells.cell(row, column));
+            if simple {
+                lines.push_simple(out, row_cells);
+                continue;
+            }
+            if !row_cells.clone().any(|c| c.contains('\n')) {
+                lines.push(out, row_cells);
+                continue;
+            }
+            let split: Vec<Vec<&str>> = row_cells.map(|c| c.split('\n').collect()).collect();
+            let height = split.iter().map(Vec::len).max().unwrap_or(1);
+            for i in 0..height {
+                lines.push(out, split.iter().map(|l| l.get(i).copied().unwrap_or("")));
+            }
+        }
+        Ok(())
+    };
+    let pieces = rows.div_ceil(PIECE_ROWS);
+    let laid_out = if rows < PARALLEL_ROWS {
+        let mut out = Vec::with_capacity(border.len() * rows.min(PIECE_ROWS));
+        (0..pieces).try_for_each(|piece| {
+            lay_out(piece, &mut out)?;
+            sink(&out);
+            out.clear();
+            Ok(())
+        })
+    } else {
+        // Lines are as long as the border unless a cell has several lines.
+        let capacity = border.len() * (PIECE_ROWS + PIECE_ROWS / 4);
+        parallel::in_order(pieces, capacity, lay_out, &mut sink)
+    };
+    match laid_out {
+        Ok(()) => {}
+        Err(never) => match never {},
+    }
+    sink(&border);
+}
+
+/// Lays out lines of cells in their columns.
+struct Lines<'c> {
+    columns: &'c [(&'c str, Align)],
+    widths: &'c [usize],
+}
+
+impl Lines<'_> {
+    /// [`Lines::push`] of cells that are printable ASCII: their width is their
+    /// length.
+    fn push_simple<'t>(&self, out: &mut Vec<u8>, cells: impl Iterator<Item = &'t str>) {
+        out.push(b'|');
+        for ((cell, &w), (_, align)) in cells.zip(self.widths).zip(self.columns) {
+            out.push(b' ');
+            pad_to(out, cell, cell.len(), w, *align);
+            out.extend_from_slice(b" |");
+        }
+        out.push(b'\n');
+    }
+
+    fn push<'t>(&self, out: &mut Vec<u8>, cells: impl Iterator<Item = &'t str>) {
+        out.push(b'|');
+        for ((cell, &w), (_, align)) in cells.zip(self.widths).zip(self.columns) {
+            out.push(b' ');
+            pad_to(out, cell, width(cell), w, *align);
+            out.extend_from_slice(b" |");
+        }
+        out.push(b'\n');
+    }
+}
 
 /// Run `a` here and `b` on another thread.
 fn in_parallel<A, B: Send>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) -> (A, B) {
@@ -182,12 +213,8 @@ fn in_parallel<A, B: Send>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) 
     })
 }
 
-fn pad(out: &mut String, text: &str, width: usize, align: Align) {
-    pad_to(out, text, self::width(text), width, align);
-}
-
-/// [`pad`] of a text `text_width` wide.
-fn pad_to(out: &mut String, text: &str, text_width: usize, width: usize, align: Align) {
+/// Append `text`, which is `text_width` wide, aligned in a column `width` wide.
+fn pad_to(out: &mut Vec<u8>, text: &str, text_width: usize, width: usize, align: Align) {
     let margin = width.saturating_sub(text_width);
     let left = match align {
         Align::Left => 0,
@@ -196,18 +223,9 @@ fn pad_to(out: &mut String, text: &str, text_width: usize, width: usize, align: 
         // and the total width are odd.
         Align::Center => margin / 2 + (margin & width & 1),
     };
-    push_spaces(out, left);
-    out.push_str(text);
-    push_spaces(out, margin - left);
-}
-
-fn push_spaces(out: &mut String, mut n: usize) {
-    const SPACES: &str = "                                                                ";
-    while n > 0 {
-        let k = n.min(SPACES.len());
-        out.push_str(&SPACES[..k]);
-        n -= k;
-    }
+    out.resize(out.len() + left, b' ');
+    out.extend_from_slice(text.as_bytes());
+    out.resize(out.len() + margin - left, b' ');
 }
 
 /// The width of `text` if it is printable ASCII on one line, the common case,
@@ -327,5 +345,39 @@ mod tests {
             t.render(),
             "+---+----+\n| A | B  |\n+---+----+\n| x | 1  |\n|   | 22 |\n+---+----+\n"
         );
+    }
+
+    #[test]
+    fn a_large_table_in_pieces_on_two_threads_is_laid_out_as_a_small_one() {
+        let rows = 3 * PARALLEL_ROWS + 7;
+        for tall in [None, Some(PARALLEL_ROWS + 3)] {
+            let mut t = Table::new(&[("N", Align::Right), ("Text", Align::Center)]);
+            for i in 0..rows {
+                let text = if tall == Some(i) {
+                    "a\nbb".to_owned()
+                } else {
+                    "x".repeat(i % 7)
+                };
+                t.push(vec![i.to_string(), text]);
+            }
+            let n = rows.to_string().len();
+            let border = format!("+{}+--------+\n", "-".repeat(n + 2));
+            let mut want = format!("{border}| {:>n$} |  Text  |\n{border}", "N");
+            for i in 0..rows {
+                if tall == Some(i) {
+                    want.push_str(&format!("| {i:>n$} |   a    |\n| {:>n$} |   bb   |\n", ""));
+                    continue;
+                }
+                // Python's centring: the odd space goes left when the margin
+                // and the width (6) are both odd, which they never are.
+                let text = "x".repeat(i % 7);
+                let margin = 6usize.saturating_sub(text.len());
+                let (left, right) = (margin / 2, margin - margin / 2);
+                let cell = format!("{}{text}{}", " ".repeat(left), " ".repeat(right));
+                want.push_str(&format!("| {i:>n$} | {cell} |\n"));
+            }
+            want.push_str(&border);
+            assert_eq!(t.render(), want, "tall row: {tall:?}");
+        }
     }
 }
