@@ -137,6 +137,36 @@ pub(super) fn escape_mask(block: &[u8; 16]) -> u32 {
     mask
 }
 
+/// `rest` (fewer than 16 bytes) in a block padded with spaces, which are
+/// plain. It is put together in registers from at most two overlapping loads:
+/// copying the bytes into an array and loading that as one block would stall
+/// the load until the copy's smaller stores retire, for every value.
+#[inline]
+pub(super) fn tail_block(rest: &[u8]) -> [u8; 16] {
+    let n = rest.len();
+    debug_assert!(n < 16, "a tail is shorter than a block");
+    let word = |at: usize| -> u64 {
+        u64::from_le_bytes(rest[at..at + 8].try_into().expect("invariant: 8 bytes"))
+    };
+    let half = |at: usize| -> u32 {
+        u32::from_le_bytes(rest[at..at + 4].try_into().expect("invariant: 4 bytes"))
+    };
+    // The second load ends at the last byte; shifted, it supplies the bytes
+    // the first one does not have.
+    let bytes = if n >= 8 {
+        u128::from(word(0)) | (u128::from(word(n - 8)) >> (8 * (16 - n))) << 64
+    } else if n >= 4 {
+        u128::from(half(0)) | (u128::from(half(n - 4)) >> (8 * (8 - n))) << 32
+    } else {
+        rest.iter()
+            .enumerate()
+            .fold(0, |v, (j, &b)| v | u128::from(b) << (8 * j))
+    };
+    let kept = (1u128 << (8 * n)) - 1;
+    let spaces = u128::from_le_bytes([b' '; 16]);
+    (bytes & kept | spaces & !kept).to_le_bytes()
+}
+
 /// [`write_utf8_to`] without the quotes.
 pub(super) fn write_utf8_body(
     out: &mut impl JsonOut,
@@ -161,8 +191,7 @@ pub(super) fn write_utf8_body(
             None => {
                 // The last bytes, in a block padded with spaces (plain).
                 let rest = &bytes[i..];
-                let mut block = [b' '; 16];
-                block[..rest.len()].copy_from_slice(rest);
+                let block = tail_block(rest);
                 let mask = escape_mask(&block);
                 let k = (mask.trailing_zeros() as usize).min(rest.len());
                 out.push_ascii_prefix(&block, k);
@@ -330,6 +359,16 @@ fn push_indent(out: &mut String, level: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tail_block_is_the_tail_padded_with_spaces() {
+        let bytes: Vec<u8> = (1..=15).map(|b| b * 17).collect();
+        for n in 0..16 {
+            let mut want = [b' '; 16];
+            want[..n].copy_from_slice(&bytes[..n]);
+            assert_eq!(tail_block(&bytes[..n]), want, "{n} bytes");
+        }
+    }
 
     #[test]
     fn escapes_like_python_ensure_ascii() {
