@@ -21,6 +21,7 @@
 #   bench/state/run.sh [D=100] [M=100] [OUT_DIR]
 #
 # OUT_DIR (default: a temporary directory) receives hyperfine's JSON and a summary.
+# The binary is the release build of scripts/build-release (static on Linux).
 # NIXOPS_BIN=/path/to/nixops times that binary instead of building this tree's
 # (to compare two builds on the same file and machine state).
 set -eu
@@ -38,10 +39,7 @@ done
 if [ -n "${NIXOPS_BIN:-}" ]; then
   nixops=$NIXOPS_BIN
 else
-  cargo build --quiet --release -p nixops --manifest-path "$root/Cargo.toml"
-  target=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
-    jq -r .target_directory)
-  nixops=$target/release/nixops
+  nixops=$("$root/scripts/build-release" --quiet)
 fi
 
 state=$work/big.nixops
