@@ -192,11 +192,22 @@ fn mount_a_directory_of_a_machine() {
     let run = env.run(&["mount", "web1:/root/share", mnt.to_str().expect("utf8")]);
     assert_eq!(run.code, 0, "{}", run.render());
     let content = std::fs::read_to_string(mnt.join("file.txt"));
-    let unmount = std::process::Command::new("fusermount3")
-        .arg("-u")
-        .arg(&mnt)
-        .status()
-        .or_else(|_| std::process::Command::new("umount").arg(&mnt).status());
+    // The file was just read: the mount can be busy for a moment.
+    let unmount_once = || {
+        std::process::Command::new("fusermount3")
+            .arg("-u")
+            .arg(&mnt)
+            .status()
+            .or_else(|_| std::process::Command::new("umount").arg(&mnt).status())
+    };
+    let mut unmount = unmount_once();
+    for _ in 0..20 {
+        if unmount.as_ref().is_ok_and(|s| s.success()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        unmount = unmount_once();
+    }
     assert_eq!(
         content.expect("the file is readable through sshfs"),
         "shared data\n"
