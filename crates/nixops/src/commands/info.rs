@@ -31,7 +31,9 @@ use std::process::ExitCode;
 use nixops_core::backend::is_machine_type;
 use nixops_core::generations::{self, Profile};
 use nixops_core::names::{natural_cmp, natural_key, FnvBuild};
-use nixops_core::state::{DeploymentRecord, ResourceRecord, ResourceState, ResourceView};
+use nixops_core::state::{
+    DeploymentRecord, ResourceRecord, ResourceState, ResourceView, StateSnapshot,
+};
 
 use crate::error::CliResult;
 use crate::render::table::{self, Align, Cells};
@@ -41,15 +43,32 @@ use crate::settings::Settings;
 /// `None` when the deployment was not evaluated (`--no-eval`, or it failed).
 pub type Definitions = Option<Vec<(String, String)>>;
 
-/// One row of the table, borrowing from the state and the definitions.
-#[derive(Debug, serde::Serialize)]
-struct Row<'a> {
-    #[serde(skip)]
+/// What the rows of a deployment show of it.
+#[derive(Debug)]
+struct DeplNames<'a> {
     uuid: &'a str,
     /// The deployment's name, or `(none)`.
-    #[serde(skip)]
-    depl_name: &'a str,
-    deployment: &'a str,
+    name: &'a str,
+    /// The name, or else the UUID: the `Deployment` column.
+    shown: &'a str,
+}
+
+impl<'a> DeplNames<'a> {
+    fn of(depl: &'a DeploymentRecord) -> Self {
+        DeplNames {
+            uuid: &depl.uuid,
+            name: depl.name().unwrap_or("(none)"),
+            shown: depl.name_or_uuid(),
+        }
+    }
+}
+
+/// One row of the table, borrowing from the state and the definitions. Ten
+/// thousand machines make ten thousand rows: what they share is behind `depl`.
+#[derive(Debug, serde::Serialize)]
+struct Row<'a> {
+    #[serde(rename = "deployment", serialize_with = "shown_name")]
+    depl: &'a DeplNames<'a>,
     name: &'a str,
     status: &'a str,
     #[serde(rename = "type")]
@@ -57,6 +76,44 @@ struct Row<'a> {
     resource_id: &'a str,
     public_ipv4: &'a str,
     private_ipv4: &'a str,
+}
+
+fn shown_name<S: serde::Serializer>(depl: &&DeplNames<'_>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(depl.shown)
+}
+
+/// The deployments to show, and where their resources come from.
+enum Shown<'a> {
+    /// `--all`: every deployment of a snapshot.
+    All(&'a StateSnapshot),
+    /// One deployment, read whole.
+    One(&'a DeploymentRecord),
+}
+
+impl<'a> Shown<'a> {
+    fn deployments(&self) -> &'a [DeploymentRecord] {
+        match *self {
+            Shown::All(snapshot) => snapshot.deployments(),
+            Shown::One(depl) => std::slice::from_ref(depl),
+        }
+    }
+
+    /// How many resources the `i`th deployment has.
+    fn count(&self, i: usize) -> usize {
+        match *self {
+            Shown::All(snapshot) => snapshot.resources(i).len(),
+            Shown::One(depl) => depl.resources.len(),
+        }
+    }
+
+    /// The resources of the `i`th deployment, as a deployment's rows are made:
+    /// one deployment's views at a time, in memory that is then reused.
+    fn resources(&self, i: usize) -> Vec<ResourceView<'a>> {
+        match *self {
+            Shown::All(snapshot) => snapshot.resources(i).collect(),
+            Shown::One(depl) => depl.resources.iter().map(ResourceRecord::view).collect(),
+        }
+    }
 }
 
 pub fn run(args: &Args, settings: &Settings) -> CliResult {
@@ -67,29 +124,20 @@ pub fn run(args: &Args, settings: &Settings) -> CliResult {
         // Every machine of every deployment: read only what a row shows, and
         // leave it where it is in the file.
         return state.with_attrs(ROW_ATTRS, |snapshot| {
-            let depls = snapshot
-                .deployments()
-                .iter()
-                .enumerate()
-                .map(|(i, d)| (d, snapshot.resources(i).collect()))
-                .collect();
-            show(args, settings, depls)
+            show(args, settings, Shown::All(snapshot))
         })?;
     }
     let single = settings.select(&state)?;
-    let views = single.resources.iter().map(ResourceRecord::view).collect();
-    show(args, settings, vec![(&single, views)])
+    show(args, settings, Shown::One(&single))
 }
 
-/// Print `depls`, each deployment with its resources.
-fn show(
-    args: &Args,
-    settings: &Settings,
-    depls: Vec<(&DeploymentRecord, Vec<ResourceView<'_>>)>,
-) -> CliResult {
+/// Print the deployments of `shown`, each with its resources.
+fn show(args: &Args, settings: &Settings, shown: Shown<'_>) -> CliResult {
+    let depls = shown.deployments();
+    let names: Vec<DeplNames<'_>> = depls.iter().map(DeplNames::of).collect();
     let defs: Vec<Definitions> = depls
         .iter()
-        .map(|(depl, _)| {
+        .map(|depl| {
             if args.no_eval {
                 None
             } else {
@@ -100,8 +148,8 @@ fn show(
     let texts = StatusTexts::new();
     let mut out = String::new();
     let mut json = Vec::new();
-    let per_depl = all_rows(&depls, &defs, &texts);
-    for ((depl, _), depl_rows) in depls.iter().zip(&per_depl) {
+    let per_depl = all_rows(&shown, &names, &defs, &texts);
+    for (depl, depl_rows) in depls.iter().zip(&per_depl) {
         if args.json {
             json.push(serde_json::json!({
                 "uuid": depl.uuid,
@@ -131,8 +179,8 @@ fn show(
         for r in rows {
             let mut fields: Vec<&str> = Vec::with_capacity(8);
             if args.all {
-                fields.push(r.uuid);
-                fields.push(r.depl_name);
+                fields.push(r.depl.uuid);
+                fields.push(r.depl.name);
             }
             let status = r.status.to_lowercase();
             fields.extend([
@@ -194,7 +242,7 @@ impl Cells for RowCells<'_, '_> {
     fn cell(&self, row: usize, column: usize) -> &str {
         let r = self.rows[row];
         match column + self.first {
-            0 => r.deployment,
+            0 => r.depl.shown,
             1 => r.name,
             2 => r.status,
             3 => r.type_,
@@ -308,21 +356,24 @@ const PARALLEL_ROWS: usize = 2000;
 /// The rows of every deployment; with many machines, the deployments are split
 /// over two threads.
 fn all_rows<'a>(
-    depls: &'a [(&'a DeploymentRecord, Vec<ResourceView<'a>>)],
+    shown: &Shown<'a>,
+    names: &'a [DeplNames<'a>],
     defs: &'a [Definitions],
     texts: &'a StatusTexts,
 ) -> Vec<Vec<Row<'a>>> {
-    let one = |i: usize| rows_of(depls[i].0, &depls[i].1, &defs[i], texts);
-    let machines: usize = depls.iter().map(|(_, r)| r.len()).sum();
+    let depls = shown.deployments();
+    let one = |i: usize| rows_of(&depls[i], &names[i], &shown.resources(i), &defs[i], texts);
+    let counts: Vec<usize> = (0..depls.len()).map(|i| shown.count(i)).collect();
+    let machines: usize = counts.iter().sum();
     if machines < PARALLEL_ROWS {
         return (0..depls.len()).map(one).collect();
     }
     // Split where half of the machines are on each side.
     let mut acc = 0;
-    let mid = depls
+    let mid = counts
         .iter()
-        .position(|(_, r)| {
-            acc += r.len();
+        .position(|n| {
+            acc += n;
             acc * 2 >= machines
         })
         .map_or(depls.len(), |i| i + 1);
@@ -343,6 +394,7 @@ fn all_rows<'a>(
 /// sorted by type, then name in natural order.
 fn rows_of<'a>(
     depl: &'a DeploymentRecord,
+    names_of_depl: &'a DeplNames<'a>,
     resources: &[ResourceView<'a>],
     defs: &'a Definitions,
     texts: &'a StatusTexts,
@@ -374,8 +426,6 @@ fn rows_of<'a>(
     let defined_names: Option<HashSet<&str, FnvBuild>> = defs
         .as_ref()
         .map(|d| d.iter().map(|(n, _)| n.as_str()).collect());
-    let depl_name = depl.name().unwrap_or("(none)");
-    let deployment = depl.name_or_uuid();
     let configs_path = depl.configs_path();
     names
         .into_iter()
@@ -383,9 +433,7 @@ fn rows_of<'a>(
             let res = by_name.get(name).copied();
             let defined = defined_names.as_ref().map(|d| d.contains(name));
             Row {
-                uuid: &depl.uuid,
-                depl_name,
-                deployment,
+                depl: names_of_depl,
                 name,
                 status: status(configs_path, res, defined, texts),
                 type_: res.map_or(type_, |r| r.type_),
