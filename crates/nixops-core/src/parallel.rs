@@ -80,6 +80,11 @@ where
     })
 }
 
+/// How many pieces past the next one to hand out the other thread of
+/// [`in_order`] may have taken: a bound on the buffers in use when handing out
+/// is slow.
+const AHEAD: usize = 3;
+
 /// Format pieces `0..n` with `format` on this thread and one more, and hand them
 /// to `sink` in order from this thread, up to the first that fails. Buffers go
 /// back to a pool once handed out, so a large output (an export, a table of
@@ -96,14 +101,19 @@ pub fn in_order<E: Send>(
         done: Vec<Option<Result<Vec<u8>, E>>>,
         /// Buffers handed out, to format into again.
         pool: Vec<Vec<u8>>,
+        /// How many pieces were handed out.
+        written: usize,
     }
     let shared = Mutex::new(Shared {
         done: (0..n).map(|_| None).collect(),
         pool: Vec::new(),
+        written: 0,
     });
-    let ready = Condvar::new();
+    // Notified when a piece is done or handed out.
+    let changed = Condvar::new();
     let next = AtomicUsize::new(0);
     let lock = || shared.lock().unwrap_or_else(PoisonError::into_inner);
+    let wait = |guard| changed.wait(guard).unwrap_or_else(PoisonError::into_inner);
     // Take piece numbers until none is left; false when there was none.
     let format_one = || -> bool {
         let piece = next.fetch_add(1, AtomicOrdering::Relaxed);
@@ -122,11 +132,24 @@ pub fn in_order<E: Send>(
             next.store(n, AtomicOrdering::Relaxed);
         }
         lock().done[piece] = Some(result);
-        ready.notify_one();
+        changed.notify_all();
         true
     };
     std::thread::scope(|s| {
-        s.spawn(|| while format_one() {});
+        s.spawn(|| loop {
+            let mut guard = lock();
+            loop {
+                let piece = next.load(AtomicOrdering::Relaxed);
+                if piece >= n || piece < guard.written + AHEAD {
+                    break;
+                }
+                guard = wait(guard);
+            }
+            drop(guard);
+            if !format_one() {
+                break;
+            }
+        });
         let mut written = 0;
         while written < n {
             let ready_piece = lock().done[written].take();
@@ -134,8 +157,12 @@ pub fn in_order<E: Send>(
                 Some(Ok(mut buf)) => {
                     sink(&buf);
                     buf.clear();
-                    lock().pool.push(buf);
                     written += 1;
+                    let mut guard = lock();
+                    guard.pool.push(buf);
+                    guard.written = written;
+                    drop(guard);
+                    changed.notify_all();
                 }
                 Some(Err(e)) => return Err(e),
                 None => {
@@ -143,7 +170,7 @@ pub fn in_order<E: Send>(
                         // Everything is taken: wait for the other thread's piece.
                         let mut guard = lock();
                         while guard.done[written].is_none() {
-                            guard = ready.wait(guard).unwrap_or_else(PoisonError::into_inner);
+                            guard = wait(guard);
                         }
                     }
                 }
@@ -198,6 +225,27 @@ mod tests {
         assert_eq!(done, Err(37));
         let want: String = (0..37).map(|i| format!("{i},")).collect();
         assert_eq!(String::from_utf8(text).expect("utf-8"), want);
+    }
+
+    #[test]
+    fn a_slow_sink_keeps_few_buffers_in_use() {
+        let mut buffers = std::collections::HashSet::new();
+        let mut text = Vec::new();
+        let format = |piece: usize, out: &mut Vec<u8>| -> Result<(), ()> {
+            out.extend_from_slice(format!("{piece},").as_bytes());
+            Ok(())
+        };
+        let done = in_order(40, 64, format, &mut |p: &[u8]| {
+            std::thread::sleep(Duration::from_millis(2));
+            buffers.insert(p.as_ptr() as usize);
+            text.extend_from_slice(p);
+        });
+        assert_eq!(done, Ok(()));
+        let want: String = (0..40).map(|i| format!("{i},")).collect();
+        assert_eq!(String::from_utf8(text).expect("utf-8"), want);
+        // The pieces in flight: this thread's, the one being handed out, and
+        // the other thread's, up to AHEAD (3) past it; not one per piece.
+        assert!(buffers.len() <= 5, "{} buffers", buffers.len());
     }
 
     #[test]

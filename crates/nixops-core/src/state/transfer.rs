@@ -28,7 +28,7 @@ use super::{
 const PARALLEL_EXPORT_BYTES: usize = 1 << 20;
 
 /// The size of the pieces an export is formatted and handed out in.
-const STREAM_PIECE: usize = 1 << 18;
+const STREAM_PIECE: usize = 1 << 17;
 
 /// One deployment to export.
 struct Export<'a> {
