@@ -167,6 +167,20 @@ pub(super) fn tail_block(rest: &[u8]) -> [u8; 16] {
     (bytes & kept | spaces & !kept).to_le_bytes()
 }
 
+/// Per byte, the letter of its two-character escape (`\"`, `\\`, `\n`, `\r`,
+/// `\t`, `\b`, `\f`), or 0 when it has none.
+const SHORT_ESCAPES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t
+};
+
 /// [`write_utf8_to`] without the quotes.
 pub(super) fn write_utf8_body(
     out: &mut impl JsonOut,
@@ -202,18 +216,10 @@ pub(super) fn write_utf8_body(
             }
         };
         i += k;
-        let escape: &[u8] = match bytes[i] {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            _ => b"",
-        };
-        if !escape.is_empty() {
-            out.push_ascii(escape);
+        let short = SHORT_ESCAPES[usize::from(bytes[i])];
+        if short != 0 {
+            // Two bytes of known length: stored directly, not copied by a call.
+            out.push_ascii(&[b'\\', short]);
             i += 1;
             continue;
         }
