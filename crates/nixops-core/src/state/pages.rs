@@ -18,7 +18,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use rusqlite::Connection;
 
@@ -29,7 +29,9 @@ const INTERIOR_TABLE: u8 = 5;
 const LEAF_TABLE: u8 = 13;
 
 /// How many blocks the leaves of `ResourceAttrs` are split into, taken in turn
-/// by the threads.
+/// by the threads: one from the front, the other from the back, so that each
+/// reads one part of the file. In a file written attribute by attribute, each
+/// then meets about half of the names and makes a column for only those.
 const BLOCKS: usize = 32;
 
 /// Tables with fewer leaves than this (a megabyte of 4 KiB pages) are read on
@@ -239,7 +241,6 @@ impl PageFile {
             return (main_work(), None);
         };
         leaves.sort_unstable();
-        let next = AtomicUsize::new(0);
         let per_block = leaves.len().div_ceil(BLOCKS).max(1);
         let blocks = leaves.len().div_ceil(per_block);
         // Room for every row, unless rows go into columns.
@@ -250,7 +251,23 @@ impl PageFile {
                 None => return (main_work(), None),
             },
         };
-        let work = || -> Option<Chunk> {
+        // The blocks not taken yet: `ends.0..ends.1`.
+        let ends = Mutex::new((0, blocks));
+        let ends = || ends.lock().unwrap_or_else(PoisonError::into_inner);
+        let take = |from_back: bool| {
+            let mut ends = ends();
+            if ends.0 >= ends.1 {
+                return None;
+            }
+            if from_back {
+                ends.1 -= 1;
+                Some(ends.1)
+            } else {
+                ends.0 += 1;
+                Some(ends.0 - 1)
+            }
+        };
+        let work = |from_back: bool| -> Option<Chunk> {
             let copy = values == Values::Copy;
             let text = if copy { text_hint } else { 0 };
             let mut chunk = match ids {
@@ -274,10 +291,9 @@ impl PageFile {
                 }
             };
             loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= blocks {
+                let Some(k) = take(from_back) else {
                     return Some(chunk);
-                }
+                };
                 let block = &leaves[k * per_block..((k + 1) * per_block).min(leaves.len())];
                 let mut read_block = || {
                     for (i, &n) in block.iter().enumerate() {
@@ -288,19 +304,20 @@ impl PageFile {
                 };
                 if read_block().is_none() {
                     // Stop the other thread early: its result no longer matters.
-                    next.store(blocks, Ordering::Relaxed);
+                    let mut ends = ends();
+                    ends.0 = ends.1;
                     return None;
                 }
             }
         };
         let (t, chunks) = if leaves.len() < PARALLEL_LEAVES {
             let t = main_work();
-            (t, work().map(|chunk| vec![chunk]))
+            (t, work(false).map(|chunk| vec![chunk]))
         } else {
             std::thread::scope(|s| {
-                let other = s.spawn(work);
+                let other = s.spawn(|| work(true));
                 let t = main_work();
-                let mine = work();
+                let mine = work(false);
                 let other = other
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));

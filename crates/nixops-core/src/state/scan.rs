@@ -752,14 +752,19 @@ impl AttrTable {
                     if rank == u32::MAX || column.is_empty() {
                         continue;
                     }
+                    // Set cells of the second chunk are tagged (branch-free).
+                    let tag = |c: u64| c | ((c >> 63) * second);
                     let merged = &mut columns[rank as usize];
-                    if merged.is_empty() && second == 0 {
+                    if merged.is_empty() {
+                        // The column of the first chunk to have the name is
+                        // taken as it is, not copied.
                         *merged = std::mem::take(column);
+                        if second != 0 {
+                            merged.iter_mut().for_each(|c| *c = tag(*c));
+                        }
                     } else {
-                        merged.resize(span, 0);
                         for (m, &c) in merged.iter_mut().zip(column.iter()) {
-                            // Tag set cells of the second chunk (branch-free).
-                            *m |= c | ((c >> 63) * second);
+                            *m |= tag(c);
                         }
                     }
                 }
