@@ -103,11 +103,14 @@ pub fn in_order<E: Send>(
         pool: Vec<Vec<u8>>,
         /// How many pieces were handed out.
         written: usize,
+        /// The other thread has stopped (done, or panicked).
+        helper_gone: bool,
     }
     let shared = Mutex::new(Shared {
         done: (0..n).map(|_| None).collect(),
         pool: Vec::new(),
         written: 0,
+        helper_gone: false,
     });
     // Notified when a piece is done or handed out.
     let changed = Condvar::new();
@@ -135,20 +138,37 @@ pub fn in_order<E: Send>(
         changed.notify_all();
         true
     };
-    std::thread::scope(|s| {
-        s.spawn(|| loop {
-            let mut guard = lock();
-            loop {
-                let piece = next.load(AtomicOrdering::Relaxed);
-                if piece >= n || piece < guard.written + AHEAD {
-                    break;
-                }
-                guard = wait(guard);
-            }
-            drop(guard);
-            if !format_one() {
+    // The other thread's turn: wait while it is `AHEAD` pieces ahead of the
+    // writer, then format a piece; false when none was left.
+    let take_turn = || -> bool {
+        let mut guard = lock();
+        loop {
+            let piece = next.load(AtomicOrdering::Relaxed);
+            if piece >= n || piece < guard.written + AHEAD {
                 break;
             }
+            guard = wait(guard);
+        }
+        drop(guard);
+        format_one()
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // However it stops, this thread says so: the other must not
+            // wait for a piece it will never format.
+            let _gone = OnDrop(|| {
+                lock().helper_gone = true;
+                changed.notify_all();
+            });
+            while take_turn() {}
+        });
+        // However this thread leaves (an error, a panic), the other takes no
+        // more pieces and stops waiting for room.
+        let _stop = OnDrop(|| {
+            let guard = lock();
+            next.store(n, AtomicOrdering::Relaxed);
+            drop(guard);
+            changed.notify_all();
         });
         let mut written = 0;
         while written < n {
@@ -170,6 +190,11 @@ pub fn in_order<E: Send>(
                         // Everything is taken: wait for the other thread's piece.
                         let mut guard = lock();
                         while guard.done[written].is_none() {
+                            if guard.helper_gone {
+                                // It panicked with this piece: the scope
+                                // raises its panic once this returns.
+                                return Ok(());
+                            }
                             guard = wait(guard);
                         }
                     }
@@ -178,6 +203,15 @@ pub fn in_order<E: Send>(
         }
         Ok(())
     })
+}
+
+/// Runs its closure when dropped, also while a panic unwinds.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +280,30 @@ mod tests {
         // The pieces in flight: this thread's, the one being handed out, and
         // the other thread's, up to AHEAD (3) past it; not one per piece.
         assert!(buffers.len() <= 5, "{} buffers", buffers.len());
+    }
+
+    #[test]
+    fn a_panic_while_formatting_is_raised_not_a_hang() {
+        for bad in [0, 1, 5, 29] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let result = std::panic::catch_unwind(|| {
+                    let format = |piece: usize, out: &mut Vec<u8>| -> Result<(), ()> {
+                        // Let either thread get to the bad piece.
+                        std::thread::sleep(Duration::from_micros(300));
+                        assert_ne!(piece, bad, "a bug in formatting");
+                        out.push(b'x');
+                        Ok(())
+                    };
+                    in_order(30, 8, format, &mut |_: &[u8]| {})
+                });
+                let _ = tx.send(result.is_err());
+            });
+            let panicked = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("in_order returns or panics instead of hanging");
+            assert!(panicked, "the panic of piece {bad} is raised");
+        }
     }
 
     #[test]
