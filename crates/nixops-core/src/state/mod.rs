@@ -599,6 +599,16 @@ impl StateFile {
             } else {
                 None
             };
+            // Every deployment without resource attributes (`list`): the
+            // `Resources` rows alone, from the pages when they can be read,
+            // which is only after a first read has begun the transaction.
+            let listed = if uuid.is_none() && matches!(attrs, AttrSet::None) {
+                scan::rowid_bounds(conn)?;
+                pages::PageFile::open(&self.path, conn)
+            } else {
+                None
+            };
+            let listed_resources = listed.as_ref().and_then(pages::PageFile::resources);
             let (small, chunks) = match direct.as_ref().map(|direct| {
                 let resources = direct.resources();
                 let ids = resources.as_ref().and_then(pages::ResourceTable::dense_ids);
@@ -617,10 +627,14 @@ impl StateFile {
                         _ => None,
                     };
                     scan::scan_all(conn, side, bounds, only, text_hint, || {
-                        read_small_tables(conn, uuid, None)
+                        read_small_tables(conn, uuid, listed_resources.as_ref())
                     })?
                 }
             };
+            drop(listed_resources);
+            if let Some(listed) = listed {
+                self.dispose(listed);
+            }
             let (depls, resources) = small;
             let chunks = match (attrs, uuid) {
                 (AttrSet::None, _) => None,

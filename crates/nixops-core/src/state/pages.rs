@@ -45,12 +45,19 @@ const MAX_DEPTH: usize = 16;
 #[cfg(test)]
 thread_local! {
     static DIRECT_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static RESOURCE_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// How many scans of `ResourceAttrs` this thread read from the pages.
 #[cfg(test)]
 pub(super) fn direct_reads() -> usize {
     DIRECT_READS.with(std::cell::Cell::get)
+}
+
+/// How many reads of all of `Resources` this thread made from the pages.
+#[cfg(test)]
+pub(super) fn resource_reads() -> usize {
+    RESOURCE_READS.with(std::cell::Cell::get)
 }
 
 /// Where the values of a bulk read end up.
@@ -366,6 +373,8 @@ impl ResourceTable<'_> {
                 Some(())
             })?;
         }
+        #[cfg(test)]
+        RESOURCE_READS.with(|n| n.set(n.get() + 1));
         Some(())
     }
 }

@@ -793,6 +793,13 @@ mod tests {
             check(sf.deployments().expect("all"), None);
             let only = ["vmId", "type", "missing"];
             check(sf.deployments_with_attrs(&only).expect("some"), Some(&only));
+            // Without resource attributes (`list`): `Resources` alone.
+            let resource_reads = super::super::pages::resource_reads();
+            check(sf.deployments_shallow().expect("shallow"), Some(&[]));
+            assert_eq!(
+                super::super::pages::resource_reads() - resource_reads,
+                usize::from(direct)
+            );
             sf.with_attrs(&only, |snap| {
                 for (i, (d, (_, (_, resources)))) in snap.deployments().iter().zip(&m).enumerate() {
                     assert!(d.resources.is_empty());
