@@ -494,10 +494,7 @@ impl<'p> Record<'p> {
     /// Column `i` if it is text.
     fn text(&self, i: usize) -> Option<&'p [u8]> {
         let (t, at) = self.columns[i];
-        if t < 13 || t % 2 == 0 {
-            return None;
-        }
-        self.payload.get(at..at + value_len(t)?)
+        self.payload.get(at..at + text_len(t)?)
     }
 }
 
@@ -538,7 +535,6 @@ fn attr_record(payload: &[u8]) -> Option<(i64, &[u8], &[u8])> {
         return None;
     }
     let [machine_type, name_type, value_type] = types;
-    let text_len = |t: u64| (t >= 13 && t % 2 == 1).then(|| usize::try_from((t - 13) / 2).ok())?;
     let (name_len, value_len_) = (text_len(name_type)?, text_len(value_type)?);
     let machine = int_value(machine_type, payload.get(at..)?)?;
     at += value_len(machine_type)?;
@@ -546,6 +542,12 @@ fn attr_record(payload: &[u8]) -> Option<(i64, &[u8], &[u8])> {
     at += name_len;
     let value = payload.get(at..at.checked_add(value_len_)?)?;
     Some((machine, name, value))
+}
+
+/// The length of a text of serial type `t`; `None` if `t` is not a text's.
+#[inline]
+fn text_len(t: u64) -> Option<usize> {
+    (t >= 13 && t % 2 == 1).then(|| value_len(t))?
 }
 
 /// The length of a value of serial type `t`; `None` for the reserved types.

@@ -187,34 +187,24 @@ pub(super) fn write_utf8_body(
     bytes: &[u8],
 ) -> Result<(), std::str::Utf8Error> {
     // Plain bytes (ASCII, so UTF-8) are copied 16 at a time; a block with a
-    // byte to escape is copied up to that byte, which the mask tells.
+    // byte to escape is copied up to that byte, which the mask tells. The last
+    // bytes make a block padded with spaces (plain).
     let mut i = 0;
     loop {
-        let k = match bytes.get(i..i + 16) {
-            Some(block) => {
-                let block: &[u8; 16] = block.try_into().expect("invariant: 16 bytes");
-                let mask = escape_mask(block);
-                let k = mask.trailing_zeros() as usize;
-                out.push_ascii_prefix(block, k.min(16));
-                if mask == 0 {
-                    i += 16;
-                    continue;
-                }
-                k
-            }
-            None => {
-                // The last bytes, in a block padded with spaces (plain).
-                let rest = &bytes[i..];
-                let block = tail_block(rest);
-                let mask = escape_mask(&block);
-                let k = (mask.trailing_zeros() as usize).min(rest.len());
-                out.push_ascii_prefix(&block, k);
-                if k == rest.len() {
-                    return Ok(());
-                }
-                k
-            }
+        let rest = &bytes[i..];
+        let (block, len) = match rest.first_chunk::<16>() {
+            Some(block) => (*block, 16),
+            None => (tail_block(rest), rest.len()),
         };
+        let k = (escape_mask(&block).trailing_zeros() as usize).min(len);
+        out.push_ascii_prefix(&block, k);
+        if k == len {
+            if len < 16 {
+                return Ok(());
+            }
+            i += 16;
+            continue;
+        }
         i += k;
         let short = SHORT_ESCAPES[usize::from(bytes[i])];
         if short != 0 {

@@ -624,7 +624,6 @@ impl Iterator for Slot<'_> {
                     let k = *rank;
                     *rank += 1;
                     if let Some(&cell) = column.get(*at).filter(|&&c| c & CELL_SET != 0) {
-                        let k = u32::try_from(k).expect("invariant: fewer names than rows");
                         return Some(entry_of_cell(k, cell));
                     }
                 }
@@ -635,7 +634,7 @@ impl Iterator for Slot<'_> {
 }
 
 /// The [`Entry`] of rank `rank` that `cell` of a merged column holds.
-fn entry_of_cell(rank: u32, cell: u64) -> Entry {
+fn entry_of_cell(rank: usize, cell: u64) -> Entry {
     let start = cell as u32;
     let len = ((cell >> 32) & (CELL_MAX_LEN - 1)) as u32;
     let chunk = u32::from(cell & CELL_SECOND != 0);
@@ -647,7 +646,7 @@ fn entry_of_cell(rank: u32, cell: u64) -> Entry {
         flags |= PLAIN;
     }
     Entry {
-        rank,
+        rank: u32::try_from(rank).expect("invariant: fewer names than rows"),
         chunk: chunk | flags,
         start,
         end: start + len,
@@ -747,13 +746,13 @@ impl AttrTable {
                     continue;
                 };
                 let second = if ci == 0 { 0 } else { CELL_SECOND };
+                // Set cells of the second chunk are tagged (branch-free).
+                let tag = |c: u64| c | ((c >> 63) * second);
                 for (local, column) in mine.cells.iter_mut().enumerate() {
                     let rank = ranks.get(local).copied().unwrap_or(u32::MAX);
                     if rank == u32::MAX || column.is_empty() {
                         continue;
                     }
-                    // Set cells of the second chunk are tagged (branch-free).
-                    let tag = |c: u64| c | ((c >> 63) * second);
                     let merged = &mut columns[rank as usize];
                     if merged.is_empty() {
                         // The column of the first chunk to have the name is
@@ -908,7 +907,6 @@ impl AttrTable {
             Layout::Columns { at, columns } => {
                 let rank = self.names.iter().position(|n| n == name)?;
                 let cell = *columns[rank].get(at[s] as usize)?;
-                let rank = u32::try_from(rank).expect("invariant: fewer names than rows");
                 (cell & CELL_SET != 0).then(|| entry_of_cell(rank, cell))?
             }
             Layout::Lists { .. } => self.slot(s).find(|e| self.names[e.rank as usize] == name)?,
